@@ -1,0 +1,44 @@
+"""Background jobs for Django on Redis."""
+
+from .context import JobContext, current_job
+from .decorators import BackgroundFunction, background
+from .exceptions import (
+    InvalidJob,
+    JobDoesNotExist,
+    JobTimeout,
+    NoCurrentJob,
+    RedisJobsConfigurationError,
+    RedisJobsError,
+    RedisUnavailable,
+    Retry,
+    SerializationError,
+    UnknownBackgroundFunction,
+    WaitTimeout,
+)
+from .handle import JobHandle
+from .job import Job, JobError, JobStatus
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackgroundFunction",
+    "InvalidJob",
+    "Job",
+    "JobContext",
+    "JobDoesNotExist",
+    "JobError",
+    "JobHandle",
+    "JobStatus",
+    "JobTimeout",
+    "NoCurrentJob",
+    "RedisJobsConfigurationError",
+    "RedisJobsError",
+    "RedisUnavailable",
+    "Retry",
+    "SerializationError",
+    "UnknownBackgroundFunction",
+    "WaitTimeout",
+    "__version__",
+    "background",
+    "current_job",
+]

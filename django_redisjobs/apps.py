@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+from django.core.signals import setting_changed
+
+
+class RedisJobsConfig(AppConfig):
+    name = "django_redisjobs"
+    verbose_name = "Redis jobs"
+    default_auto_field = "django.db.models.AutoField"
+
+    def ready(self) -> None:
+        from . import checks, conf, connection
+
+        checks.register()
+        setting_changed.connect(conf.clear_cache, dispatch_uid="redisjobs-conf")
+        setting_changed.connect(
+            connection.close_all, dispatch_uid="redisjobs-connection"
+        )

@@ -1,0 +1,195 @@
+"""The only reader of ``settings.REDISJOBS``: defaults, validation, typed access.
+
+`get_settings()` validates once and caches a frozen `Settings`; the cache is dropped
+when Django's `setting_changed` fires (wired in `apps.py`), so `override_settings`
+works in tests.
+"""
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings as django_settings
+
+from .exceptions import RedisJobsConfigurationError
+from .keys import is_safe_name
+
+SETTING_NAME = "REDISJOBS"
+
+DEFAULTS: dict[str, Any] = {
+    "REDIS_URL": None,
+    "CACHE_ALIAS": None,
+    "REDIS_OPTIONS": {},
+    "PREFIX": "redisjobs",
+    "DEFAULT_QUEUE": "default",
+    "MAX_ATTEMPTS": 3,
+    "BACKOFF_BASE_S": 2.0,
+    "BACKOFF_MAX_S": 3600.0,
+    "BACKOFF_JITTER": True,
+    "TIMEOUT_S": None,
+    "RESULT_TTL_S": 86400,
+    "DEAD_TTL_S": 604800,
+    "LEASE_S": 30.0,
+    "ON_COMMIT": True,
+    "EAGER": False,
+    "AUTODISCOVER_MODULES": ["tasks"],
+}
+
+# Used when neither REDIS_URL nor CACHE_ALIAS is given.
+FALLBACK_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One invalid setting: which key, what is wrong, and how to fix it."""
+
+    key: str
+    message: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated ``REDISJOBS`` values."""
+
+    redis_url: str | None
+    cache_alias: str | None
+    redis_options: Mapping[str, Any] = field(default_factory=dict)
+    prefix: str = "redisjobs"
+    default_queue: str = "default"
+    max_attempts: int = 3
+    backoff_base: timedelta = timedelta(seconds=2)
+    backoff_max: timedelta = timedelta(hours=1)
+    backoff_jitter: bool = True
+    timeout: timedelta | None = None
+    result_ttl: timedelta = timedelta(days=1)
+    dead_ttl: timedelta = timedelta(days=7)
+    lease: timedelta = timedelta(seconds=30)
+    on_commit: bool = True
+    eager: bool = False
+    autodiscover_modules: tuple[str, ...] = ("tasks",)
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _optional_str(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and bool(value))
+
+
+def _safe_name(value: Any) -> bool:
+    return isinstance(value, str) and is_safe_name(value)
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+
+
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "REDIS_URL": (_optional_str, "a redis:// or rediss:// URL string, or None"),
+    "CACHE_ALIAS": (_optional_str, "the alias of a django-redis cache, or None"),
+    "REDIS_OPTIONS": (lambda v: isinstance(v, dict), "a dict of redis-py options"),
+    "PREFIX": (_safe_name, "letters, digits, '_', '.' and '-' only"),
+    "DEFAULT_QUEUE": (_safe_name, "letters, digits, '_', '.' and '-' only"),
+    "MAX_ATTEMPTS": (_positive_int, "an int of 1 or more"),
+    "BACKOFF_BASE_S": (_positive_number, "a number of seconds above 0"),
+    "BACKOFF_MAX_S": (_positive_number, "a number of seconds above 0"),
+    "BACKOFF_JITTER": (lambda v: isinstance(v, bool), "True or False"),
+    "TIMEOUT_S": (
+        lambda v: v is None or _positive_number(v),
+        "a number of seconds above 0, or None for no limit",
+    ),
+    "RESULT_TTL_S": (_positive_number, "a number of seconds above 0"),
+    "DEAD_TTL_S": (_positive_number, "a number of seconds above 0"),
+    "LEASE_S": (_positive_number, "a number of seconds above 0"),
+    "ON_COMMIT": (lambda v: isinstance(v, bool), "True or False"),
+    "EAGER": (lambda v: isinstance(v, bool), "True or False"),
+    "AUTODISCOVER_MODULES": (_str_list, "a list of module names such as ['tasks']"),
+}
+
+
+def validate(raw: Any) -> list[Problem]:
+    """Return every problem with `raw` (the REDISJOBS value); empty when valid."""
+    if not isinstance(raw, dict):
+        return [Problem(SETTING_NAME, f"is {raw!r}, not a dict.", "Use a dict.")]
+    problems = [
+        Problem(
+            key,
+            f"is not a known key (value {raw[key]!r}).",
+            f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+        )
+        for key in sorted(set(raw) - set(DEFAULTS))
+    ]
+    for key, (is_valid, accepted) in _CHECKS.items():
+        if key in raw and not is_valid(raw[key]):
+            problems.append(Problem(key, f"is {raw[key]!r}.", f"Use {accepted}."))
+    if raw.get("REDIS_URL") and raw.get("CACHE_ALIAS"):
+        problems.append(
+            Problem(
+                "CACHE_ALIAS",
+                "is set together with REDIS_URL.",
+                "Name Redis once: either REDIS_URL or CACHE_ALIAS.",
+            )
+        )
+    return problems
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+def _build(raw: dict[str, Any]) -> Settings:
+    values = {**DEFAULTS, **raw}
+    redis_url = values["REDIS_URL"]
+    if not redis_url and not values["CACHE_ALIAS"]:
+        redis_url = FALLBACK_REDIS_URL
+    timeout_s = values["TIMEOUT_S"]
+    return Settings(
+        redis_url=redis_url,
+        cache_alias=values["CACHE_ALIAS"],
+        redis_options=dict(values["REDIS_OPTIONS"]),
+        prefix=values["PREFIX"],
+        default_queue=values["DEFAULT_QUEUE"],
+        max_attempts=values["MAX_ATTEMPTS"],
+        backoff_base=_seconds(values["BACKOFF_BASE_S"]),
+        backoff_max=_seconds(values["BACKOFF_MAX_S"]),
+        backoff_jitter=values["BACKOFF_JITTER"],
+        timeout=_seconds(timeout_s) if timeout_s is not None else None,
+        result_ttl=_seconds(values["RESULT_TTL_S"]),
+        dead_ttl=_seconds(values["DEAD_TTL_S"]),
+        lease=_seconds(values["LEASE_S"]),
+        on_commit=values["ON_COMMIT"],
+        eager=values["EAGER"],
+        autodiscover_modules=tuple(values["AUTODISCOVER_MODULES"]),
+    )
+
+
+def raw_settings() -> Any:
+    """The REDISJOBS value as the project set it ({} when absent)."""
+    return getattr(django_settings, SETTING_NAME, {})
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Return the validated settings; raise `RedisJobsConfigurationError` if invalid."""
+    raw = raw_settings()
+    problems = validate(raw)
+    if problems:
+        first = problems[0]
+        raise RedisJobsConfigurationError(
+            f"{SETTING_NAME}[{first.key!r}] {first.message} {first.hint}"
+        )
+    return _build(raw)
+
+
+def clear_cache(*, setting: str, **kwargs: Any) -> None:
+    """`setting_changed` receiver: forget cached settings when REDISJOBS changes."""
+    if setting == SETTING_NAME:
+        get_settings.cache_clear()

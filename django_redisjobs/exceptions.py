@@ -1,0 +1,54 @@
+"""The error hierarchy: every failure the app reports is one of these."""
+
+from datetime import timedelta
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class RedisJobsError(Exception):
+    """Base class of the app's errors; never raised directly."""
+
+
+class JobDoesNotExist(RedisJobsError):
+    """Raised when a job id names no job hash (never stored, expired or deleted)."""
+
+
+class UnknownBackgroundFunction(RedisJobsError):
+    """Raised when a name is not a registered, module-level background function."""
+
+
+class SerializationError(RedisJobsError):
+    """Raised when arguments or a result do not survive a JSON round trip."""
+
+
+class InvalidJob(RedisJobsError):
+    """Raised for invalid job fields: bad options at enqueue, or a corrupt job hash."""
+
+
+class RedisUnavailable(RedisJobsError):
+    """Raised when Redis cannot be reached to store or read a job."""
+
+
+class WaitTimeout(RedisJobsError, TimeoutError):
+    """Raised when `JobHandle.wait()` runs out of time before the job finishes."""
+
+
+class JobTimeout(RedisJobsError):
+    """Raised inside a job that ran past its timeout."""
+
+
+class Retry(RedisJobsError):  # noqa: N818 - job code raises it as a request, not an error
+    """Raised by job code to ask for another attempt, optionally after `delay`."""
+
+    def __init__(self, delay: timedelta | None = None, reason: str = "") -> None:
+        self.delay = delay
+        self.reason = reason
+        super().__init__(reason or "Retry requested.")
+
+
+class RedisJobsConfigurationError(ImproperlyConfigured):
+    """Raised when `settings.REDISJOBS` holds an invalid value."""
+
+
+class NoCurrentJob(RedisJobsError, LookupError):
+    """Raised by `current_job()` when called outside a running job."""

@@ -1,0 +1,125 @@
+"""`JobHandle`: a job's id plus its last-read state, and a way to wait for its end."""
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from .exceptions import JobDoesNotExist, WaitTimeout
+from .job import Job, JobError, JobStatus
+from .queue import get_store
+
+
+class JobHandle:
+    """Refers to one job. Its state is a snapshot: call `refresh()` to read it again.
+
+    A handle made inside `transaction.atomic()` says `PENDING` until the transaction
+    commits; if it rolls back, the job never reaches Redis and stays `PENDING`.
+    """
+
+    def __init__(self, job: Job, *, in_redis: bool = True) -> None:
+        self._job = job
+        self._in_redis = in_redis
+
+    def __repr__(self) -> str:
+        status = self.status.value
+        return f"<JobHandle id={self.id!r} queue={self.queue!r} status={status}>"
+
+    @classmethod
+    def load(cls, job_id: str, queue: str | None = None) -> "JobHandle":
+        """Read a job by id; raise `JobDoesNotExist` if it is not (or no longer) there.
+
+        Without `queue`, every known queue is searched (one round trip).
+        """
+        store = get_store()
+        return cls(store.get(job_id, queue or store.locate(job_id)))
+
+    @property
+    def id(self) -> str:
+        return self._job.id
+
+    @property
+    def queue(self) -> str:
+        return self._job.queue
+
+    @property
+    def job(self) -> Job:
+        """The full snapshot, with times, worker and traceback."""
+        return self._job
+
+    @property
+    def status(self) -> JobStatus:
+        return self._job.status
+
+    @property
+    def attempts(self) -> int:
+        return self._job.attempts
+
+    @property
+    def progress(self) -> float:
+        return self._job.progress
+
+    @property
+    def result(self) -> Any:
+        """The return value once `SUCCEEDED`; None before."""
+        if self._job.status is not JobStatus.SUCCEEDED:
+            return None
+        return self._job.result
+
+    @property
+    def error(self) -> JobError | None:
+        """What the last failed attempt raised; None for a job that succeeded."""
+        if self._job.status is JobStatus.SUCCEEDED:
+            return None
+        return self._job.error
+
+    @property
+    def is_finished(self) -> bool:
+        return self._job.status.is_finished
+
+    def refresh(self) -> "JobHandle":
+        """Read the job's current state from Redis; returns the handle itself.
+
+        Raises `JobDoesNotExist` once the job has expired (after its result TTL).
+        """
+        if not self._in_redis:
+            return self
+        try:
+            self._job = get_store().get(self.id, self.queue)
+        except JobDoesNotExist:
+            if self._job.status is not JobStatus.PENDING:
+                raise
+        return self
+
+    def wait(self, timeout: timedelta = timedelta(seconds=30)) -> "JobHandle":
+        """Block until the job succeeds, dies or is cancelled; returns the handle.
+
+        Listens on the job's pub/sub channel rather than polling. Raises
+        `WaitTimeout` when `timeout` passes first.
+        """
+        if self.is_finished or not self._in_redis:
+            return self
+        deadline = time.monotonic() + timeout.total_seconds()
+        store = get_store()
+        pubsub = store.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]  # redis-py leaves pubsub() unannotated
+        with pubsub:
+            pubsub.subscribe(store.end_channel(self.id, self.queue))
+            # Subscribed first, then read: an end published in between is not missed.
+            while not self.refresh().is_finished:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WaitTimeout(
+                        f"Job {self.id!r} is still {self.status.value} after "
+                        f"{timeout.total_seconds():g} s."
+                    )
+                pubsub.get_message(timeout=min(remaining, 5.0))
+        return self
+
+    def mark_enqueued(self, job: Job) -> None:
+        """Called once the job is in Redis (now, or when its transaction commits)."""
+        self._job = job
+        self._in_redis = True
+
+    def mark_local(self, job: Job) -> None:
+        """Eager mode: the job ran inline and lives only in this handle."""
+        self._job = job
+        self._in_redis = False

@@ -1,0 +1,222 @@
+"""The `Job` value and its mapping to and from the flat fields of a Redis hash.
+
+This is the one place that turns integer epoch ms (what Redis stores) into aware
+datetimes (what the public API speaks).
+"""
+
+import enum
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import serialization
+from .exceptions import InvalidJob, SerializationError
+
+DEFAULT_PRIORITY = 0
+MIN_PRIORITY = -100
+MAX_PRIORITY = 100
+# Ready jobs at other priorities sort by (100 - priority) * _PRIORITY_STEP + enqueue
+# ms: higher priority first, FIFO within one priority, and every score stays below
+# 2**53 so a double holds it exactly.
+_PRIORITY_STEP = 10**13
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job is in its life; the value is what the hash stores."""
+
+    PENDING = "pending"  # created inside a transaction, not yet in Redis
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_finished(self) -> bool:
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED})
+
+
+# Hash field names, declared once. The enqueue script writes them in this order.
+ENQUEUE_FIELDS = (
+    "id",
+    "func",
+    "queue",
+    "args",
+    "kwargs",
+    "priority",
+    "max_attempts",
+    "timeout_ms",
+    "result_ttl_ms",
+    "enqueued_ms",
+    "run_at_ms",
+    "score",
+    "unique_key",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """What a failed attempt raised, stored as text so no exception object crosses."""
+
+    exc_class: str
+    message: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One unit of work, as stored in its Redis hash."""
+
+    id: str
+    func: str
+    queue: str
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    status: JobStatus = JobStatus.QUEUED
+    priority: int = DEFAULT_PRIORITY
+    attempts: int = 0
+    max_attempts: int = 1
+    timeout: timedelta | None = None
+    result_ttl: timedelta | None = None
+    enqueued_at: datetime | None = None
+    run_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    worker: str = ""
+    result_json: str = ""
+    error: JobError | None = None
+    progress: float = 0.0
+    lost: int = 0
+    cancel_requested: bool = False
+    unique_key: str = ""
+
+    @property
+    def result(self) -> Any:
+        """The decoded return value, or None while there is none."""
+        if not self.result_json:
+            return None
+        return serialization.decode(self.result_json, f"Job {self.id!r} result")
+
+
+def new_job_id(now_ms: int | None = None) -> str:
+    """Return a 32-hex id: 48 bits of ms time, then 80 random bits; ids sort by age."""
+    ms = now_ms if now_ms is not None else now_epoch_ms()
+    return f"{ms & 0xFFFFFFFFFFFF:012x}{os.urandom(10).hex()}"
+
+
+def now_epoch_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def to_ms(moment: datetime) -> int:
+    """Convert an aware datetime to epoch ms."""
+    if moment.tzinfo is None:
+        raise ValueError(f"Expected an aware datetime, got {moment!r}.")
+    return round(moment.timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime | None:
+    """Convert epoch ms to an aware UTC datetime; 0 means unset."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else None
+
+
+def duration_ms(value: timedelta | None) -> int:
+    """A timedelta as whole ms; None (no limit) is 0."""
+    return int(value.total_seconds() * 1000) if value is not None else 0
+
+
+def priority_score(priority: int, enqueued_ms: int) -> int:
+    """Sorted-set score for a ready job at a non-default priority."""
+    return (MAX_PRIORITY - priority) * _PRIORITY_STEP + enqueued_ms
+
+
+# Jobs with a score below this bound have a priority above the default.
+DEFAULT_PRIORITY_BOUND = priority_score(DEFAULT_PRIORITY, 0)
+
+
+def enqueue_values(job: Job, args_json: str, kwargs_json: str) -> list[str | int]:
+    """The values of `ENQUEUE_FIELDS` for `job`, in order."""
+    enq_ms = to_ms(job.enqueued_at) if job.enqueued_at else now_epoch_ms()
+    return [
+        job.id,
+        job.func,
+        job.queue,
+        args_json,
+        kwargs_json,
+        job.priority,
+        job.max_attempts,
+        duration_ms(job.timeout),
+        duration_ms(job.result_ttl),
+        enq_ms,
+        to_ms(job.run_at) if job.run_at else 0,
+        ""
+        if job.priority == DEFAULT_PRIORITY
+        else priority_score(job.priority, enq_ms),
+        job.unique_key,
+    ]
+
+
+def from_fields(fields: dict[str, str]) -> Job:
+    """Build a Job from its hash; raise `InvalidJob` naming a missing or bad field."""
+    job_id = fields.get("id", "")
+    try:
+        return _from_fields(fields)
+    except KeyError as err:
+        raise InvalidJob(
+            f"Job {job_id!r} has no {err.args[0]!r} field in Redis."
+        ) from err
+    except (ValueError, SerializationError) as err:
+        raise InvalidJob(f"Job {job_id!r} has a corrupt field: {err}") from err
+
+
+def _int(fields: dict[str, str], name: str) -> int:
+    raw = fields.get(name, "")
+    return int(raw) if raw else 0
+
+
+def _from_fields(fields: dict[str, str]) -> Job:
+    job_id = fields["id"]
+    args = serialization.decode(fields["args"], f"Job {job_id!r} args")
+    kwargs = serialization.decode(fields["kwargs"], f"Job {job_id!r} kwargs")
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise ValueError("args must be a JSON list and kwargs a JSON object.")
+    error = None
+    if fields.get("error_class"):
+        error = JobError(
+            fields["error_class"],
+            fields.get("error_message", ""),
+            fields.get("traceback", ""),
+        )
+    timeout_ms = _int(fields, "timeout_ms")
+    ttl_ms = _int(fields, "result_ttl_ms")
+    return Job(
+        id=job_id,
+        func=fields["func"],
+        queue=fields["queue"],
+        args=args,
+        kwargs=kwargs,
+        status=JobStatus(fields["status"]),
+        priority=_int(fields, "priority"),
+        attempts=_int(fields, "attempts"),
+        max_attempts=int(fields["max_attempts"]),
+        timeout=timedelta(milliseconds=timeout_ms) if timeout_ms else None,
+        result_ttl=timedelta(milliseconds=ttl_ms) if ttl_ms else None,
+        enqueued_at=from_ms(_int(fields, "enqueued_ms")),
+        run_at=from_ms(_int(fields, "run_at_ms")),
+        started_at=from_ms(_int(fields, "started_ms")),
+        finished_at=from_ms(_int(fields, "finished_ms")),
+        worker=fields.get("worker", ""),
+        result_json=fields.get("result", ""),
+        error=error,
+        progress=float(fields.get("progress") or 0.0),
+        lost=_int(fields, "lost"),
+        cancel_requested=fields.get("cancel_requested") == "1",
+        unique_key=fields.get("unique_key", ""),
+    )

@@ -1,0 +1,93 @@
+"""Every Redis key name the app uses, built from the configured prefix.
+
+Each key that belongs to a queue carries the hash tag ``{prefix:queue}``, so every
+key one script touches hashes to the same Redis Cluster slot.
+"""
+
+import re
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def is_safe_name(name: str) -> bool:
+    """Tell whether `name` may appear in a key: no braces, spaces or colons."""
+    return bool(_SAFE_NAME.match(name))
+
+
+def _tag(prefix: str, queue: str) -> str:
+    return f"{prefix}:{{{prefix}:{queue}}}"
+
+
+def ready(prefix: str, queue: str) -> str:
+    """List of ready job ids at the default priority, head first."""
+    return f"{_tag(prefix, queue)}:ready"
+
+
+def prioritized(prefix: str, queue: str) -> str:
+    """Sorted set of ready job ids at other priorities (`job.priority_score`)."""
+    return f"{_tag(prefix, queue)}:prioritized"
+
+
+def scheduled(prefix: str, queue: str) -> str:
+    """Sorted set of job ids waiting for a time (delays, retries), scored by due ms."""
+    return f"{_tag(prefix, queue)}:scheduled"
+
+
+def active(prefix: str, queue: str) -> str:
+    """Sorted set of claimed job ids, scored by lease deadline ms."""
+    return f"{_tag(prefix, queue)}:active"
+
+
+def succeeded(prefix: str, queue: str) -> str:
+    """Sorted set of succeeded job ids by finish ms; trimmed to the result TTL."""
+    return f"{_tag(prefix, queue)}:succeeded"
+
+
+def dead(prefix: str, queue: str) -> str:
+    """Sorted set of dead job ids, scored by finish ms; trimmed to the dead TTL."""
+    return f"{_tag(prefix, queue)}:dead"
+
+
+def cancelled(prefix: str, queue: str) -> str:
+    """Sorted set of cancelled job ids by finish ms; trimmed to the result TTL."""
+    return f"{_tag(prefix, queue)}:cancelled"
+
+
+def marker(prefix: str, queue: str) -> str:
+    """Sorted set with one member while jobs may be ready; idle workers block on it."""
+    return f"{_tag(prefix, queue)}:marker"
+
+
+def job_prefix(prefix: str, queue: str) -> str:
+    """Key prefix of the queue's job hashes; scripts append the job id to it."""
+    return f"{_tag(prefix, queue)}:job:"
+
+
+def job(prefix: str, queue: str, job_id: str) -> str:
+    """Hash of one job's fields."""
+    return f"{job_prefix(prefix, queue)}{job_id}"
+
+
+def job_channel_prefix(prefix: str, queue: str) -> str:
+    """Pub/sub channel prefix; a job's channel announces that it reached an end."""
+    return f"{_tag(prefix, queue)}:done:"
+
+
+def job_channel(prefix: str, queue: str, job_id: str) -> str:
+    """Pub/sub channel that announces one job's end state."""
+    return f"{job_channel_prefix(prefix, queue)}{job_id}"
+
+
+def queues(prefix: str) -> str:
+    """Set of every queue name that has had a job or a worker."""
+    return f"{prefix}:queues"
+
+
+def workers(prefix: str) -> str:
+    """Sorted set of worker ids, scored by the ms at which their heartbeat expires."""
+    return f"{prefix}:workers"
+
+
+def worker(prefix: str, worker_id: str) -> str:
+    """Hash describing one worker (host, pid, queues, counters); expires with it."""
+    return f"{prefix}:worker:{worker_id}"

@@ -1,0 +1,84 @@
+-- claim_jobs.lua: move up to LIMIT ready jobs of one queue to the active set, leased
+-- to one worker, and return their fields.
+--
+-- KEYS[1]  {p:q}:ready         list of ready job ids at the default priority
+-- KEYS[2]  {p:q}:prioritized   zset of ready job ids at other priorities
+-- KEYS[3]  {p:q}:active        zset of claimed job ids, score = lease deadline ms
+-- KEYS[4]  {p:q}:marker        zset that wakes blocked workers
+-- KEYS[5]  {p:q}:job:          prefix of the queue's job hashes (see enqueue_jobs.lua)
+-- ARGV[1]  now_ms (int, epoch ms)
+-- ARGV[2]  lease_deadline_ms (int, epoch ms)
+-- ARGV[3]  worker id (string)
+-- ARGV[4]  limit (int >= 1): the most jobs to claim
+-- ARGV[5]  priority bound (int): prioritized scores below it outrank the ready list
+--
+-- Returns a flat array; per claimed id: the id, N (the count of items that follow),
+-- then N items alternating field name and value (HGETALL after the claim). N = 0
+-- means the id had no hash (expired or deleted): it is dropped from the queue.
+-- The move is atomic: a claimed id is never in neither the queue nor the active set.
+
+local now_ms = ARGV[1]
+local deadline_ms = ARGV[2]
+local worker_id = ARGV[3]
+local limit = tonumber(ARGV[4])
+local bound = tonumber(ARGV[5])
+local has_prioritized = redis.call('EXISTS', KEYS[2]) == 1
+
+local function next_id()
+    if has_prioritized then
+        local top = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+        if top[1] == nil then
+            has_prioritized = false
+        elseif tonumber(top[2]) < bound then
+            -- A higher priority than the default list's jobs: it goes first.
+            redis.call('ZREM', KEYS[2], top[1])
+            return top[1]
+        end
+    end
+    local job_id = redis.call('LPOP', KEYS[1])
+    if job_id then
+        return job_id
+    end
+    if has_prioritized then
+        -- The list is empty, so lower priorities get their turn.
+        local low = redis.call('ZPOPMIN', KEYS[2])
+        if low[1] then
+            return low[1]
+        end
+    end
+    return nil
+end
+
+local out = {}
+for _ = 1, limit do
+    local job_id = next_id()
+    if not job_id then
+        break
+    end
+    local job_key = KEYS[5] .. job_id
+    out[#out + 1] = job_id
+    if redis.call('EXISTS', job_key) == 0 then
+        -- The hash expired or was deleted; the id alone cannot run.
+        out[#out + 1] = 0
+    else
+        -- tonumber guards a corrupt field: a Lua error here would strand the id.
+        local attempts = tonumber(redis.call('HGET', job_key, 'attempts')) or 0
+        redis.call('HSET', job_key, 'status', 'active', 'started_ms', now_ms,
+            'worker', worker_id, 'attempts', math.floor(attempts) + 1)
+        redis.call('ZADD', KEYS[3], deadline_ms, job_id)
+        local fields = redis.call('HGETALL', job_key)
+        out[#out + 1] = #fields
+        for f = 1, #fields do
+            out[#out + 1] = fields[f]
+        end
+    end
+end
+
+if redis.call('LLEN', KEYS[1]) > 0 or redis.call('EXISTS', KEYS[2]) == 1 then
+    -- Jobs remain: keep the marker so the next blocked worker wakes too.
+    redis.call('ZADD', KEYS[4], 0, 'ready')
+else
+    -- Drained: an idle worker should block, not wake to an empty queue.
+    redis.call('DEL', KEYS[4])
+end
+return out

@@ -1,0 +1,127 @@
+"""``manage.py runworker``: run a worker until stopped (Django Channels has a command
+of the same name; install only one of the two apps in a project)."""
+
+import logging
+import sys
+from datetime import timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django_redisjobs.conf import get_settings
+from django_redisjobs.exceptions import RedisJobsConfigurationError
+from django_redisjobs.keys import is_safe_name
+from django_redisjobs.queue import REDIS_ERRORS, get_store
+from django_redisjobs.registry import autodiscover, registry
+from django_redisjobs.worker import Worker, WorkerConfig, install_signal_handlers
+
+_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a worker that claims jobs from Redis and runs them. SIGTERM or SIGINT "
+        "stops claiming and waits for running jobs (up to --grace); a second SIGINT "
+        "exits at once."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--queues",
+            default="",
+            help="Comma-separated queues to serve, in priority order "
+            "(default: REDISJOBS['DEFAULT_QUEUE']).",
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=4,
+            help="Jobs run at once: sync jobs take a thread each, async jobs share "
+            "one event loop (default 4).",
+        )
+        parser.add_argument(
+            "--prefetch",
+            type=int,
+            default=None,
+            help="Jobs claimed ahead of free threads, to claim in batches "
+            "(default: same as --concurrency).",
+        )
+        parser.add_argument(
+            "--burst",
+            action="store_true",
+            help="Run the ready jobs, then exit with a summary.",
+        )
+        parser.add_argument(
+            "--name", default=None, help="Worker id (default host.pid.random)."
+        )
+        parser.add_argument(
+            "--max-jobs",
+            type=int,
+            default=None,
+            help="Exit after claiming this many jobs.",
+        )
+        parser.add_argument(
+            "--grace",
+            type=float,
+            default=30.0,
+            help="Seconds to wait for running jobs at stop before requeuing them "
+            "(default 30).",
+        )
+        parser.add_argument(
+            "--no-scheduler",
+            action="store_true",
+            help="Do not promote delayed jobs or recover lost ones in this worker.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        _configure_logging(options["verbosity"])
+        config = self._config(options)
+        autodiscover(get_settings().autodiscover_modules)
+        store = get_store()
+        try:
+            store.client.ping()
+        except REDIS_ERRORS as err:
+            raise CommandError(f"Redis is unreachable: {err}") from err
+        worker = Worker(config, store=store, functions=registry)
+        install_signal_handlers(worker)
+        stats = worker.run()
+        if config.burst:
+            counts = ", ".join(f"{k}={v}" for k, v in sorted(stats.by_status.items()))
+            total = sum(stats.by_status.values())
+            self.stdout.write(f"Burst done: {total} attempts ({counts or 'none'}).")
+
+    def _config(self, options: dict[str, Any]) -> WorkerConfig:
+        try:
+            settings = get_settings()
+        except RedisJobsConfigurationError as err:
+            raise CommandError(str(err)) from err
+        queues = tuple(q.strip() for q in options["queues"].split(",") if q.strip())
+        for name in queues:
+            if not is_safe_name(name):
+                raise CommandError(f"Queue name {name!r} is not valid.")
+        if options["concurrency"] < 1:
+            raise CommandError("--concurrency must be 1 or more.")
+        return WorkerConfig(
+            queues=queues or (settings.default_queue,),
+            concurrency=options["concurrency"],
+            prefetch=options["prefetch"]
+            if options["prefetch"] is not None
+            else options["concurrency"],
+            name=options["name"],
+            burst=options["burst"],
+            max_jobs=options["max_jobs"],
+            scheduler=not options["no_scheduler"],
+            grace=timedelta(seconds=options["grace"]),
+        )
+
+
+def _configure_logging(verbosity: int) -> None:
+    """Show the app's logs unless the project configured a handler for them."""
+    logger = logging.getLogger("django_redisjobs")
+    logger.setLevel(_LEVELS.get(verbosity, logging.INFO))
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+        )
+        logger.addHandler(handler)

@@ -1,0 +1,183 @@
+"""The worker's execution pool: threads for sync jobs, one event loop for async ones.
+
+Sync jobs each hold a thread. Coroutine jobs share one asyncio loop in a thread of
+its own, so I/O-bound jobs do not hold a thread each. A watchdog raises `JobTimeout`
+inside a sync job's thread when it passes its timeout: best effort, since Python only
+delivers it between bytecodes (a job blocked in C code notices once it returns).
+"""
+
+import asyncio
+import ctypes
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import close_old_connections
+
+from .conf import Settings
+from .exceptions import JobTimeout
+from .execution import AttemptResult, _conclude_timeout, run_async, run_sync
+from .job import Job
+from .queue import JobStore
+from .registry import FunctionSpec
+
+logger = logging.getLogger(__name__)
+
+Done = Callable[[AttemptResult], None]
+
+
+@dataclass
+class _Running:
+    job: Job
+    thread_id: int
+    deadline: float | None  # time.monotonic() value
+    timed_out: bool = False
+
+
+class ExecutorPool:
+    """Runs claimed jobs and hands each `AttemptResult` to `done`."""
+
+    def __init__(
+        self,
+        threads: int,
+        settings: Settings,
+        store: JobStore,
+        done: Done,
+        deadline_set: threading.Event,
+    ) -> None:
+        self._settings = settings
+        self._deadline_set = deadline_set
+        self._store = store
+        self._done = done
+        self._work: queue.SimpleQueue[tuple[FunctionSpec, Job] | None] = (
+            queue.SimpleQueue()
+        )
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(
+                target=self._serve, name=f"redisjobs-exec-{n}", daemon=True
+            )
+            for n in range(threads)
+        ]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, spec: FunctionSpec, job: Job) -> None:
+        if spec.is_async:
+            future = asyncio.run_coroutine_threadsafe(
+                self._run_coroutine(spec, job), self._event_loop()
+            )
+            future.add_done_callback(_log_crash)
+        else:
+            self._work.put((spec, job))
+
+    def take_unstarted(self) -> list[Job]:
+        """Remove and return sync jobs still waiting for a thread (at shutdown)."""
+        jobs: list[Job] = []
+        while True:
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                return jobs
+            if item is not None:
+                jobs.append(item[1])
+
+    def running_jobs(self) -> list[Job]:
+        with self._lock:
+            return [running.job for running in self._running.values()]
+
+    def stop(self) -> None:
+        """Let idle threads exit; running jobs are not interrupted."""
+        for _ in self._threads:
+            self._work.put(None)
+        if self._loop is not None and self._loop_thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop_thread.join(timeout=5)
+            if not self._loop.is_running():
+                self._loop.close()
+
+    def enforce_timeouts(self) -> float | None:
+        """Raise JobTimeout in threads past their deadline; return the next deadline."""
+        now = time.monotonic()
+        upcoming: float | None = None
+        with self._lock:
+            for running in self._running.values():
+                if running.deadline is None or running.timed_out:
+                    continue
+                if running.deadline <= now:
+                    running.timed_out = True
+                    _raise_in_thread(running.thread_id)
+                elif upcoming is None or running.deadline < upcoming:
+                    upcoming = running.deadline
+        return upcoming
+
+    def _serve(self) -> None:
+        while (item := self._work.get()) is not None:
+            spec, job = item
+            result = self._run_guarded(spec, job)
+            try:
+                self._done(result)
+            except JobTimeout:  # a late delivery of the watchdog's exception
+                self._done(result)
+
+    def _run_guarded(self, spec: FunctionSpec, job: Job) -> AttemptResult:
+        deadline = (
+            time.monotonic() + job.timeout.total_seconds() if job.timeout else None
+        )
+        with self._lock:
+            self._running[job.id] = _Running(job, threading.get_ident(), deadline)
+        if deadline is not None:
+            self._deadline_set.set()  # the watchdog recomputes its next wake
+        # Like a request, a job starts and ends with Django's connection checks, so
+        # a worker thread never keeps a broken or outlived database connection.
+        close_old_connections()
+        try:
+            return run_sync(spec, job, self._settings, self._store)
+        except JobTimeout:
+            # Delivered outside the job's own try block, e.g. while its result was
+            # being checked: the attempt still ran out of time.
+            return _conclude_timeout(spec, job, self._settings)
+        finally:
+            with self._lock:
+                self._running.pop(job.id, None)
+            close_old_connections()
+
+    async def _run_coroutine(self, spec: FunctionSpec, job: Job) -> None:
+        with self._lock:
+            self._running[job.id] = _Running(job, 0, None)
+        try:
+            result = await run_async(spec, job, self._settings, self._store)
+        finally:
+            with self._lock:
+                self._running.pop(job.id, None)
+        self._done(result)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(
+                target=loop.run_forever, name="redisjobs-async", daemon=True
+            )
+            thread.start()
+            self._loop, self._loop_thread = loop, thread
+        return self._loop
+
+
+def _raise_in_thread(thread_id: int) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(JobTimeout)
+    )
+
+
+def _log_crash(future: "asyncio.Future[None] | object") -> None:
+    exc = getattr(future, "exception", lambda: None)()
+    if exc is not None:
+        logger.error("async job runner failed", exc_info=exc)

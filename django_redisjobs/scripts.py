@@ -1,0 +1,107 @@
+"""Loads the Lua scripts in `lua/` and wraps each in a typed method.
+
+Scripts are registered once per client (EVALSHA, falling back to EVAL when the
+server lost its script cache, e.g. after a restart). Wrappers convert the flat
+replies into Python values; key names are built by the caller from `keys`.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+SCRIPT_NAMES = (
+    "enqueue_jobs",
+    "claim_jobs",
+    "finish_jobs",
+    "promote_due",
+    "recover_expired",
+)
+
+
+def load_source(name: str) -> str:
+    """Return the text of `lua/<name>.lua` shipped in the package."""
+    return (resources.files(__package__) / "lua" / f"{name}.lua").read_text("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An id taken off a queue by `claim_jobs`; no `fields` if its hash was gone."""
+
+    job_id: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    requeued: int
+    dead: int
+    job_ids: list[str]
+
+
+class Scripts:
+    """The registered scripts of one redis client.
+
+    Each wrapper runs its script and converts the reply. `queue_in` adds a call to
+    a pipeline instead; the caller converts each reply with the matching `parse_*`.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._scripts: dict[str, Script] = {
+            name: client.register_script(load_source(name)) for name in SCRIPT_NAMES
+        }
+
+    def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return self._scripts[name](keys=keys, args=args)
+
+    def queue_in(
+        self,
+        pipe: redis.client.Pipeline,
+        name: str,
+        keys: Sequence[str],
+        args: Sequence[Any],
+    ) -> None:
+        """Add a call of script `name` to `pipe` (loaded on execute if needed)."""
+        self._scripts[name](keys=keys, args=args, client=pipe)
+
+    def enqueue_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[int]:
+        """Store jobs; one 1 (stored) or 0 (id already known) per job."""
+        return parse_codes(self._run("enqueue_jobs", keys, args))
+
+    def claim_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[Claimed]:
+        """Claim ready jobs; their fields as stored after the claim."""
+        return parse_claimed(self._run("claim_jobs", keys, args))
+
+    def finish_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[int]:
+        """Record outcomes; per job 1 recorded, 0 no longer held, -1 hash gone."""
+        return parse_codes(self._run("finish_jobs", keys, args))
+
+    def promote_due(self, keys: Sequence[str], args: Sequence[Any]) -> tuple[int, int]:
+        """Make due jobs ready; (moved, next due ms or -1)."""
+        moved, next_due = self._run("promote_due", keys, args)
+        return int(moved), int(next_due)
+
+    def recover_expired(self, keys: Sequence[str], args: Sequence[Any]) -> Recovered:
+        """Take back jobs with expired leases; counts and the ids."""
+        reply = self._run("recover_expired", keys, args)
+        return Recovered(int(reply[0]), int(reply[1]), [str(i) for i in reply[2:]])
+
+
+def parse_codes(reply: Sequence[Any]) -> list[int]:
+    """A reply of one integer per job."""
+    return [int(code) for code in reply]
+
+
+def parse_claimed(reply: Sequence[Any]) -> list[Claimed]:
+    """Split claim_jobs' flat reply: id, N, then N alternating names and values."""
+    claimed: list[Claimed] = []
+    pos = 0
+    while pos < len(reply):
+        job_id, count = str(reply[pos]), int(reply[pos + 1])
+        flat = reply[pos + 2 : pos + 2 + count]
+        claimed.append(Claimed(job_id, dict(zip(flat[::2], flat[1::2], strict=True))))
+        pos += 2 + count
+    return claimed
