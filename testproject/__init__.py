@@ -1,0 +1,1 @@
+"""Runnable example project for django-redisjobs."""
