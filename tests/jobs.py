@@ -1,0 +1,106 @@
+"""Background functions used by the tests (module level, as the worker requires)."""
+
+import asyncio
+import os
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from django_redisjobs import Retry, background, current_job
+
+calls: list[tuple[str, Any]] = []
+gate = threading.Event()
+
+
+@background
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@background(queue="other")
+def echo(value: Any) -> Any:
+    return value
+
+
+@background(max_attempts=3)
+def always_fails(message: str) -> None:
+    raise ConnectionError(message)
+
+
+@background(max_attempts=5)
+def fails_then_succeeds(times: int) -> int:
+    attempt = current_job().attempt
+    if attempt <= times:
+        raise ConnectionError(f"attempt {attempt} failed")
+    return attempt
+
+
+@background(max_attempts=5, no_retry_on=(ValueError,))
+def rejects(value: int) -> int:
+    if value < 0:
+        raise ValueError(f"{value} is negative")
+    return value
+
+
+@background(max_attempts=2)
+def asks_for_retry(delay_s: float) -> None:
+    raise Retry(delay=timedelta(seconds=delay_s), reason="not yet")
+
+
+@background
+def returns_unserialisable() -> object:
+    return object()
+
+
+@background
+def context_info() -> dict[str, Any]:
+    job = current_job()
+    job.set_progress(0.5)
+    return {"id": job.id, "attempt": job.attempt, "queue": job.queue}
+
+
+@background
+async def async_add(a: int, b: int) -> int:
+    await asyncio.sleep(0.01)
+    return a + b
+
+
+@background(timeout=timedelta(milliseconds=200), max_attempts=1)
+def sleeps(seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "woke"
+
+
+@background(timeout=timedelta(milliseconds=100), max_attempts=1)
+async def async_sleeps(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "woke"
+
+
+@background
+def touch_file(path: str, seconds: float = 0.0) -> int:
+    """Sleep, then append a line to `path`: lets subprocess tests see a job's run."""
+    time.sleep(seconds)
+    with open(path, "a") as handle:
+        handle.write(f"{current_job().id} {os.getpid()}\n")
+    return os.getpid()
+
+
+@background
+def touch_file_when_released(path: str, release: str, timeout_s: float = 30.0) -> int:
+    """Wait until the file `release` exists, then append like `touch_file`.
+
+    Holds a job active for exactly as long as a subprocess test needs: the test
+    creates `release` when the job may end, instead of guessing a sleep.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not os.path.exists(release):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{release!r} did not appear within {timeout_s} s.")
+        time.sleep(0.01)
+    with open(path, "a") as handle:
+        handle.write(f"{current_job().id} {os.getpid()}\n")
+    return os.getpid()

@@ -1,0 +1,35 @@
+"""Settings for the test suite: the example project plus a private PostgreSQL."""
+
+import json
+import os
+
+from testproject.settings import *  # noqa: F403
+from testproject.settings import DATABASES, INSTALLED_APPS
+
+DATABASES = {
+    **DATABASES,
+    # HOST and PORT are set by the django_db_modify_db_settings fixture.
+    "postgres": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "redisjobs",
+        "USER": "postgres",
+        "HOST": "127.0.0.1",
+        "PORT": "0",
+        # No dependency on "default", so a test may ask for this alias alone.
+        "TEST": {"NAME": "test_redisjobs", "DEPENDENCIES": []},
+    },
+}
+
+# tests/ is an app so that tests/jobs.py is discovered like any app's jobs.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests"]
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Placeholder on a port nothing listens on: tests point it at a server they
+# started, with override_settings. A `manage.py runworker` subprocess cannot be
+# overridden that way, so its test passes REDISJOBS_TEST_SETTINGS, a JSON object
+# whose keys replace these (tests/test_runworker.py).
+REDISJOBS = {
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+    **json.loads(os.environ.get("REDISJOBS_TEST_SETTINGS", "{}")),
+}

@@ -1,0 +1,122 @@
+"""Settings: defaults, validation, system checks, and how Redis is named."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core import checks
+from django.test import override_settings
+
+from django_redisjobs.conf import DEFAULTS, FALLBACK_REDIS_URL, get_settings
+from django_redisjobs.connection import get_connection
+from django_redisjobs.exceptions import RedisJobsConfigurationError
+from tests import jobs
+
+
+def test_defaults_apply_when_setting_is_absent() -> None:
+    with override_settings(REDISJOBS={}):
+        settings = get_settings()
+    assert settings.redis_url == FALLBACK_REDIS_URL
+    assert settings.prefix == "redisjobs"
+    assert settings.result_ttl == timedelta(days=1)
+    assert settings.dead_ttl == timedelta(days=7)
+    assert settings.max_attempts == 3
+    assert settings.on_commit is True and settings.eager is False
+
+
+def test_override_settings_drops_the_cache() -> None:
+    with override_settings(REDISJOBS={"PREFIX": "one"}):
+        assert get_settings().prefix == "one"
+    with override_settings(REDISJOBS={"PREFIX": "two"}):
+        assert get_settings().prefix == "two"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"PREFIX": "has space"}, r"REDISJOBS\['PREFIX'\] is 'has space'"),
+        ({"MAX_ATTEMPTS": 0}, r"REDISJOBS\['MAX_ATTEMPTS'\] is 0. Use an int of 1"),
+        ({"LEASE_S": "30"}, r"REDISJOBS\['LEASE_S'\] is '30'"),
+        ({"EAGER": "yes"}, r"REDISJOBS\['EAGER'\] is 'yes'. Use True or False"),
+        ({"RESULT_TTLS": 5}, r"REDISJOBS\['RESULT_TTLS'\] is not a known key"),
+        (
+            {"REDIS_URL": "redis://x", "CACHE_ALIAS": "default"},
+            r"REDISJOBS\['CACHE_ALIAS'\] is set together with REDIS_URL",
+        ),
+    ],
+)
+def test_invalid_settings_raise_improperly_configured(
+    raw: dict[str, Any], message: str
+) -> None:
+    with (
+        override_settings(REDISJOBS=raw),
+        pytest.raises(RedisJobsConfigurationError, match=message),
+    ):
+        get_settings()
+
+
+def test_non_dict_setting_is_reported() -> None:
+    with (
+        override_settings(REDISJOBS="redis://x"),
+        pytest.raises(RedisJobsConfigurationError, match="not a dict"),
+    ):
+        get_settings()
+
+
+def test_system_check_lists_every_invalid_key_with_hint() -> None:
+    with override_settings(REDISJOBS={"PREFIX": "a b", "MAX_ATTEMPTS": -1, "X": 1}):
+        errors = [e for e in checks.run_checks(tags=["redisjobs"])]
+    assert {e.id for e in errors} == {"redisjobs.E001"}
+    assert len(errors) == 3
+    assert any("'PREFIX'" in e.msg and "letters" in (e.hint or "") for e in errors)
+
+
+def test_system_check_is_quiet_for_valid_settings() -> None:
+    with override_settings(REDISJOBS={"REDIS_URL": "redis://localhost:6379/1"}):
+        assert checks.run_checks(tags=["redisjobs"]) == []
+
+
+def test_bad_redis_url_is_a_configuration_error() -> None:
+    with (
+        override_settings(REDISJOBS={"REDIS_URL": "http://nope"}),
+        pytest.raises(RedisJobsConfigurationError, match="redis-py cannot use"),
+    ):
+        get_connection()
+
+
+def test_cache_alias_reuses_the_django_redis_cache_settings(
+    redis_server: Any,
+) -> None:
+    caches = {
+        "jobs": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": redis_server.url,
+        }
+    }
+    with override_settings(
+        CACHES=caches, REDISJOBS={"CACHE_ALIAS": "jobs", "PREFIX": "ca"}
+    ):
+        connection = get_connection()
+        assert connection.client.ping() is True
+        handle = jobs.add.delay(1, 2)
+        # Replies decode to str even though the cache's own client uses bytes.
+        assert connection.client.hget(f"ca:{{ca:default}}:job:{handle.id}", "func") == (
+            "tests.jobs.add"
+        )
+
+
+def test_unknown_cache_alias_is_a_configuration_error() -> None:
+    with (
+        override_settings(REDISJOBS={"CACHE_ALIAS": "missing"}),
+        pytest.raises(
+            RedisJobsConfigurationError,
+            match="'missing', which is not a django-redis cache",
+        ),
+    ):
+        get_connection()
+
+
+def test_every_default_is_validated() -> None:
+    from django_redisjobs.conf import _CHECKS
+
+    assert set(_CHECKS) == set(DEFAULTS)
