@@ -1,4 +1,4 @@
-"""Settings for the django-redisjobs example project and the test suite.
+"""Settings for the django-redisjobs example project (the tests use `tests.settings`).
 
 Development settings only. Environment variables:
 
