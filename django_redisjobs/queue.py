@@ -435,6 +435,12 @@ class JobStore:
             pipe.pexpireat(key, expires_ms)
             pipe.execute()
 
+    def trim_workers(self, now_ms: int) -> int:
+        """Drop workers whose heartbeat expired (their hashes expire by themselves)."""
+        return int(
+            self.client.zremrangebyscore(keys.workers(self.prefix), "-inf", now_ms)
+        )
+
     def unregister_worker(self, worker_id: str) -> None:
         with self.client.pipeline(transaction=False) as pipe:
             pipe.zrem(keys.workers(self.prefix), worker_id)

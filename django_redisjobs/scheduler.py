@@ -59,6 +59,7 @@ class Scheduler:
         if now_ms >= self._next_trim_ms:
             for queue in self.queues:
                 self.store.trim_finished(queue, now_ms)
+            self.store.trim_workers(now_ms)
             self._next_trim_ms = now_ms + self.config.trim_every_ms
         return max(wake_ms, now_ms)
 

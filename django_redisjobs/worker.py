@@ -375,9 +375,20 @@ class Worker:
                 result.error.traceback,
             )
             return
-        level = logging.WARNING if result.status is JobStatus.RETRYING else logging.INFO
-        logger.log(
-            level,
+        if result.status is JobStatus.RETRYING and result.error is not None:
+            logger.warning(
+                "job retrying id=%s func=%s queue=%s attempt=%d retry_in_s=%.1f "
+                "error=%s: %s",
+                job.id,
+                job.func,
+                job.queue,
+                job.attempts,
+                result.retry_in.total_seconds() if result.retry_in else 0.0,
+                result.error.exc_class,
+                result.error.message,
+            )
+            return
+        logger.info(
             "job %s id=%s func=%s queue=%s attempt=%d duration_ms=%.1f",
             result.status.value,
             job.id,
