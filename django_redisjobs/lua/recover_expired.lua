@@ -25,7 +25,8 @@ for _, job_id in ipairs(expired) do
     local job_key = KEYS[6] .. job_id
     redis.call('ZREM', KEYS[1], job_id)
     local job = redis.call('HMGET', job_key, 'attempts', 'max_attempts', 'worker', 'score')
-    if job[1] ~= false then
+    -- EXISTS, not a present field: a hash missing 'attempts' must not be stranded.
+    if redis.call('EXISTS', job_key) == 1 then
         -- tonumber guards corrupt fields: an error here would strand the job.
         local attempts = tonumber(job[1]) or 0
         local max_attempts = tonumber(job[2]) or 1
