@@ -65,7 +65,7 @@ class Command(BaseCommand):
             type=float,
             default=30.0,
             help="Seconds to wait for running jobs at stop before requeuing them "
-            "(default 30).",
+            "(default 30). An idle worker notices a stop within 2 s.",
         )
         parser.add_argument(
             "--no-scheduler",
