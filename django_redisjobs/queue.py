@@ -31,7 +31,16 @@ from .scripts import Claimed, Recovered, parse_codes
 
 WORKER_LOST = "django_redisjobs.WorkerLost"
 
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+# Redis cannot serve the command now, but may a moment later: unreachable, timed
+# out, loading its data, full under maxmemory-policy noeviction, or a replica
+# that a failover has not promoted yet. Callers retry (the worker) or report
+# `RedisUnavailable` (enqueue, reads).
+REDIS_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+)
 
 
 class JobState(enum.StrEnum):
