@@ -216,9 +216,19 @@ class Worker:
             try:
                 self.store.add_known_queues(self.config.queues)
                 self._heartbeat()
+                self._warn_if_not_durable()
                 return
             except REDIS_ERRORS as err:
                 backoff.wait(self._stopping, err)
+
+    def _warn_if_not_durable(self) -> None:
+        try:
+            persistence = self.store.persistence()
+        except RedisUnavailable as err:
+            logger.warning("could not read redis persistence settings: %s", err)
+            return
+        for problem in persistence.problems():
+            logger.warning("%s %s", problem.message, problem.hint)
 
     def _claim_loop(self) -> None:
         backoff = _Backoff("claim")
