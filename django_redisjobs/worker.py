@@ -507,8 +507,9 @@ class Worker:
 
     def _shutdown(self) -> None:
         if self._stopping.is_set():
-            # Asked to stop: jobs not started yet go back to their queue now.
-            for job in self._pool.take_unstarted():
+            # Asked to stop: jobs not started yet go back to their queue now. Each
+            # is pushed to the head, so the last claimed goes first: claim order.
+            for job in reversed(self._pool.take_unstarted()):
                 self._requeue(job)
                 self._finished_one()
         self._stopping.set()
