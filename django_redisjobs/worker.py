@@ -83,8 +83,14 @@ class WorkerStats:
 class _Backoff:
     """Capped exponential waits between tries while Redis does not answer."""
 
-    def __init__(self, what: str, first_s: float = 0.1, cap_s: float = 5.0) -> None:
-        self.what = what
+    def __init__(
+        self,
+        what: str,
+        first_s: float = 0.1,
+        cap_s: float = 5.0,
+        reached: threading.Event | None = None,
+    ) -> None:
+        self.what, self.reached = what, reached
         self.first_s = min(first_s, cap_s)
         self.cap_s, self.next_s = cap_s, self.first_s
         self.failing_since: float | None = None
@@ -110,6 +116,8 @@ class _Backoff:
                 time.monotonic() - self.failing_since,
             )
             self.failing_since = None
+            if self.reached is not None:
+                self.reached.set()
         self.next_s = self.first_s
 
 
@@ -153,6 +161,9 @@ class Worker:
         self._stopping = threading.Event()  # no more claims
         self._halt = threading.Event()  # maintenance and backoff waits end
         self._wake = threading.Event()  # wakes the maintenance thread early
+        # Ends the claim loop's backoff early: at stop, and once the heartbeat or
+        # the recorder reached Redis again (they retry more often).
+        self._claim_retry = threading.Event()
         self._pool = ExecutorPool(
             config.concurrency, self.settings, self.store, self._done, self._wake
         )
@@ -182,6 +193,7 @@ class Worker:
         if not self._stopping.is_set():
             logger.info("worker stopping id=%s", self.worker_id)
         self._stopping.set()
+        self._claim_retry.set()
         with self._changed:
             self._changed.notify_all()
 
@@ -244,7 +256,10 @@ class Worker:
                 idle = not claimed and self._idle()
             except (*REDIS_ERRORS, RedisUnavailable) as err:
                 self._give_back_slots(slots)
-                backoff.wait(self._stopping, err)
+                self._claim_retry.clear()
+                if self._stopping.is_set():  # a stop that came in between
+                    self._claim_retry.set()
+                backoff.wait(self._claim_retry, err)
                 continue
             backoff.reset()
             self._give_back_slots(slots - len(claimed))
@@ -376,7 +391,9 @@ class Worker:
             self._write([o for o in batch if o is not None])
 
     def _write(self, outcomes: list[Outcome]) -> None:
-        backoff = _Backoff("recording outcomes", cap_s=self._retry_cap_s)
+        backoff = _Backoff(
+            "recording outcomes", cap_s=self._retry_cap_s, reached=self._claim_retry
+        )
         while outcomes:
             try:
                 codes = self.store.finish(outcomes, self.worker_id, self.clock())
@@ -460,7 +477,9 @@ class Worker:
     # -- maintenance --------------------------------------------------------
 
     def _maintain_loop(self) -> None:
-        backoff = _Backoff("heartbeat", cap_s=self._retry_cap_s)
+        backoff = _Backoff(
+            "heartbeat", cap_s=self._retry_cap_s, reached=self._claim_retry
+        )
         next_beat = next_tick = 0
         while not self._halt.is_set():
             now = self.clock()
