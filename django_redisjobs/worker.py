@@ -497,6 +497,7 @@ class Worker:
                     self._contact()
                 backoff.reset()
             except REDIS_ERRORS as err:
+                self._pool.enforce_timeouts()  # jobs run on while Redis is away
                 backoff.wait(self._halt, err)
                 continue
             deadline = self._pool.enforce_timeouts()

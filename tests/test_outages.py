@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 
 from django_redisjobs import JobHandle, JobStatus
-from tests import fault_jobs
+from tests import fault_jobs, jobs
 from tests.conftest import RedisJobs
 from tests.faults import (
     all_finished,
@@ -153,3 +153,21 @@ def test_jobs_survive_a_redis_crash_and_restart_with_aof(
         assert delayed.result == 99
     assert "redis reachable again during recording outcomes" in caplog.text
     assert "outcome not recorded" not in caplog.text
+
+
+def test_timeouts_are_enforced_while_redis_is_down(
+    make_redis_server: MakeServer,
+) -> None:
+    server = make_redis_server(appendonly="yes", appendfsync="always")
+    with redisjobs_on(server, LEASE_S=LEASE_S) as rj:
+        handle = jobs.sleeps.delay(10.0)  # timeout 0.2 s
+        worker = rj.worker(burst=False, idle_wait=timedelta(seconds=0.1))
+        with running(worker):
+            wait_until(lambda: status_of(handle) is JobStatus.ACTIVE, what="claim")
+            server.kill()
+            wait_until(lambda: worker.stats.dead == 1, timeout_s=3, what="timeout")
+            server.restart()
+            wait_until(lambda: all_finished([handle]), what="the outcome")
+
+        assert handle.error is not None
+        assert handle.error.exc_class == "django_redisjobs.exceptions.JobTimeout"
