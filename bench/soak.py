@@ -258,7 +258,8 @@ class Enqueuer(threading.Thread):
 
 
 def held_by(client: redis.Redis, prefix: str, worker: str) -> list[str]:
-    """Ids of the jobs leased to `worker` right now."""
+    """Ids of the jobs leased to `worker`: claimed, running, or ended with the
+    outcome not yet written."""
     from django_redisjobs import keys
 
     ids = client.zrange(keys.active(prefix, QUEUE), 0, -1)
@@ -353,10 +354,14 @@ class Chaos:
 
     def _kill_one(self, now: float) -> None:
         slot = self.rng.choice(self.slots)
-        held = held_by(self.client, self.prefix, slot.name)
+        name = slot.name
         slot.kill()
-        self.run.kills.append(KillRecord(slot.name, now, held))
-        slot.start(self.log_dir)
+        try:
+            # Read after the kill: what the dead worker leaves behind, no more.
+            held = held_by(self.client, self.prefix, name)
+        finally:
+            slot.start(self.log_dir)
+        self.run.kills.append(KillRecord(name, now, held))
 
     def _restart_redis(self) -> None:
         self.enqueuer.allowed.clear()
