@@ -13,6 +13,7 @@ leases or record their outcomes first (`note_contact`).
 """
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,11 +63,18 @@ class Scheduler:
         self._next_recover_ms = 0
         self._next_trim_ms = 0
         self._last_contact_ms: int | None = None
+        # A burst worker's claim thread ticks too; a hold set while a tick runs
+        # must not be overwritten by it.
+        self._lock = threading.Lock()
         #: Due ms of the earliest scheduled job seen by the last tick; -1 if none.
         self.next_due_ms = -1
 
     def tick(self, now_ms: int) -> int:
         """Do what is due at `now_ms`; return the ms at which to tick next."""
+        with self._lock:
+            return self._tick(now_ms)
+
+    def _tick(self, now_ms: int) -> int:
         wake_ms = now_ms + self.config.max_sleep_ms
         self.next_due_ms = -1
         for queue in self.queues:
@@ -94,13 +102,13 @@ class Scheduler:
         hold lease recovery for `recovery_hold_ms`: a lease that ran out during the
         silence may belong to a live worker that could not renew it.
         """
-        last = self._last_contact_ms
-        self._last_contact_ms = now_ms
-        if last is not None and now_ms - last <= self.config.contact_gap_ms:
-            return
-        hold_until = now_ms + self.config.recovery_hold_ms
-        if hold_until > self._next_recover_ms:
-            self._next_recover_ms = hold_until
+        with self._lock:
+            last = self._last_contact_ms
+            self._last_contact_ms = now_ms
+            if last is not None and now_ms - last <= self.config.contact_gap_ms:
+                return
+            hold_until = now_ms + self.config.recovery_hold_ms
+            self._next_recover_ms = max(self._next_recover_ms, hold_until)
         if last is not None:
             logger.warning(
                 "no contact with redis for %d ms; lease recovery waits %d ms so live "
