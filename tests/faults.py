@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import redis
 from django.test import override_settings
 
-from django_redisjobs import JobHandle, JobStatus
+from django_redisjobs import JobHandle, JobStatus, RedisUnavailable
 from django_redisjobs.worker import Worker
 from tests import fault_jobs
 from tests.conftest import RedisJobs
@@ -38,7 +39,7 @@ def status_of(handle: JobHandle) -> JobStatus | None:
     """The job's status, or None while Redis does not answer."""
     try:
         return handle.refresh().status
-    except Exception:  # noqa: BLE001 - any Redis error means "not yet"
+    except (RedisUnavailable, redis.RedisError):
         return None
 
 
