@@ -4,6 +4,7 @@ from .context import JobContext, current_job
 from .decorators import BackgroundFunction, background
 from .exceptions import (
     InvalidJob,
+    JobCancelled,
     JobDoesNotExist,
     JobTimeout,
     NoCurrentJob,
@@ -24,6 +25,7 @@ __all__ = [
     "BackgroundFunction",
     "InvalidJob",
     "Job",
+    "JobCancelled",
     "JobContext",
     "JobDoesNotExist",
     "JobError",

@@ -32,6 +32,8 @@ class FunctionSpec:
     jitter: bool | None = None
     timeout: timedelta | None = None
     result_ttl: timedelta | None = None
+    unique: bool = False
+    unique_for: timedelta | None = None
     retry_on: tuple[type[BaseException], ...] = ()
     no_retry_on: tuple[type[BaseException], ...] = field(default=())
 
