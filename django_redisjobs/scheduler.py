@@ -22,7 +22,9 @@ class SchedulerConfig:
     recover_limit: int = 100
     recover_every_ms: int = 1_000
     trim_every_ms: int = 60_000
-    max_sleep_ms: int = 1_000
+    # A job delayed while the scheduler sleeps is seen at its next tick: this cap
+    # keeps a delayed job's start within a second of its due time, with margin.
+    max_sleep_ms: int = 500
 
 
 class Scheduler:
