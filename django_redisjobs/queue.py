@@ -157,7 +157,9 @@ class JobStore:
             return stored
         try:
             return self._enqueue_pipelined(requests, by_queue, now_ms, stored)
-        except REDIS_ERRORS as err:
+        except redis.RedisError as err:
+            # Out of memory or a read-only replica loses the job as surely as an
+            # outage: the caller gets one error type for "not stored".
             raise RedisUnavailable(
                 f"Could not store {len(requests)} job(s) in Redis: {err}"
             ) from err

@@ -68,8 +68,8 @@ def _write(
 ) -> None:
     if settings.eager:
         for request, handle in zip(requests, handles, strict=True):
-            handle.mark_local(run_inline(spec, request.job, settings).job_after())
             send_signal(signals.job_enqueued, request.job)
+            handle.mark_local(run_inline(spec, request.job, settings).job_after())
         return
     get_store().enqueue(requests, now_epoch_ms())
     for request, handle in zip(requests, handles, strict=True):

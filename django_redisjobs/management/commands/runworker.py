@@ -36,8 +36,8 @@ class Command(BaseCommand):
             "--concurrency",
             type=int,
             default=4,
-            help="Jobs run at once: sync jobs take a thread each, async jobs share "
-            "one event loop (default 4).",
+            help="Threads for sync jobs (default 4). Async jobs share one event "
+            "loop; at most concurrency + prefetch jobs are held at once.",
         )
         parser.add_argument(
             "--prefetch",
@@ -101,6 +101,12 @@ class Command(BaseCommand):
                 raise CommandError(f"Queue name {name!r} is not valid.")
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be 1 or more.")
+        if options["prefetch"] is not None and options["prefetch"] < 0:
+            raise CommandError("--prefetch must be 0 or more.")
+        if options["max_jobs"] is not None and options["max_jobs"] < 1:
+            raise CommandError("--max-jobs must be 1 or more.")
+        if options["grace"] < 0:
+            raise CommandError("--grace must be 0 or more.")
         return WorkerConfig(
             queues=queues or (settings.default_queue,),
             concurrency=options["concurrency"],
