@@ -12,7 +12,7 @@ from .conf import SETTING_NAME, raw_settings, validate
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
-    """One error per invalid REDISJOBS key (ids redisjobs.E001 and up)."""
+    """One error (redisjobs.E001) per invalid REDISJOBS key."""
     return [
         checks.Error(
             f"{SETTING_NAME}[{problem.key!r}] {problem.message}",

@@ -44,7 +44,7 @@ class JobContext:
     )
 
     def set_progress(self, fraction: float) -> None:
-        """Record progress between 0 and 1; handles and the admin show it."""
+        """Record progress between 0 and 1; `JobHandle.progress` shows it."""
         fraction = min(max(float(fraction), 0.0), 1.0)
         if self.store is not None:
             self.store.set_progress(self.id, self.queue, fraction)

@@ -71,10 +71,10 @@ def _check_options(options: JobOptions) -> None:
         )
     if options.max_attempts is not None and options.max_attempts < 1:
         raise InvalidJob(f"max_attempts is {options.max_attempts!r}; use 1 or more.")
-    if options.unique_for is not None and options.unique_for <= timedelta(0):
-        raise InvalidJob(
-            f"unique_for is {options.unique_for!r}; use a timedelta above zero."
-        )
+    for name in ("timeout", "result_ttl", "unique_for"):
+        value = getattr(options, name)
+        if value is not None and value <= timedelta(0):
+            raise InvalidJob(f"{name} is {value!r}; use a positive timedelta.")
 
 
 def _check_unique_key(key: str) -> None:
@@ -188,11 +188,7 @@ class BackgroundFunction[**P, R]:
         args_json, kwargs_json = encode_arguments(args, kwargs)
         settings = get_settings()
         now_ms = now_epoch_ms()
-        run_at = call.run_at
-        if call.delay is not None:
-            run_at = from_ms(now_ms + round(call.delay.total_seconds() * 1000))
-        elif run_at is not None:
-            run_at = from_ms(to_ms(run_at))
+        run_at_ms = _run_at_ms(call.delay, call.run_at, now_ms)
         unique_key, unique_until = self._unique(args, kwargs, call.unique_key, now_ms)
         opts, spec = self.options, self.spec
         job = Job(
@@ -201,15 +197,17 @@ class BackgroundFunction[**P, R]:
             queue=opts.queue or spec.queue or settings.default_queue,
             args=list(args),
             kwargs=dict(kwargs),
-            status=JobStatus.SCHEDULED if run_at else JobStatus.QUEUED,
+            status=JobStatus.SCHEDULED if run_at_ms > now_ms else JobStatus.QUEUED,
             priority=_first(opts.priority, spec.priority, 0),
             max_attempts=_first(
                 opts.max_attempts, spec.max_attempts, settings.max_attempts
             ),
-            timeout=opts.timeout or spec.timeout or settings.timeout,
-            result_ttl=opts.result_ttl or spec.result_ttl or settings.result_ttl,
+            timeout=_first_set(opts.timeout, spec.timeout, settings.timeout),
+            result_ttl=_first_set(
+                opts.result_ttl, spec.result_ttl, settings.result_ttl
+            ),
             enqueued_at=from_ms(now_ms),
-            run_at=run_at,
+            run_at=from_ms(run_at_ms) if run_at_ms > now_ms else None,
             unique_key=unique_key,
             unique_until=unique_until,
         )
@@ -273,6 +271,23 @@ def _first(*values: int | None) -> int:
     return next(v for v in values if v is not None)
 
 
+def _first_set(*values: timedelta | None) -> timedelta | None:
+    return next((v for v in values if v is not None), None)
+
+
+def _run_at_ms(delay: timedelta | None, run_at: datetime | None, now_ms: int) -> int:
+    """When the job may start, in epoch ms; `now_ms` (or earlier) means at once."""
+    if delay is not None and run_at is not None:
+        raise InvalidJob("Pass either delay or run_at, not both.")
+    if delay is not None:
+        return now_ms + round(delay.total_seconds() * 1000)
+    if run_at is not None:
+        if run_at.tzinfo is None:
+            raise InvalidJob(f"run_at must be an aware datetime, got {run_at!r}.")
+        return to_ms(run_at)
+    return now_ms
+
+
 @overload
 def background[**P, R](func: Callable[P, R], /) -> BackgroundFunction[P, R]: ...
 
@@ -320,6 +335,10 @@ def background(func: Callable[..., Any] | None = None, /, **options: Any) -> Any
             unique_for=spec.unique_for,
         )
         _check_options(job_options)
+        for name in ("backoff_base", "backoff_max"):
+            value = getattr(spec, name)
+            if value is not None and value <= timedelta(0):
+                raise InvalidJob(f"{name} is {value!r}; use a positive timedelta.")
         registry.register(spec)
         return BackgroundFunction(spec, JobOptions())
 

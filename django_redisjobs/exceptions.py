@@ -26,7 +26,7 @@ class InvalidJob(RedisJobsError):
 
 
 class RedisUnavailable(RedisJobsError):
-    """Raised when Redis cannot be reached to store or read a job."""
+    """Raised when Redis cannot be reached, or refuses a write, for a job."""
 
 
 class WaitTimeout(RedisJobsError, TimeoutError):

@@ -1,7 +1,9 @@
 """Runs one attempt of a job and decides what it leads to.
 
 Shared by the worker and by eager mode, so a job behaves the same in both: the same
-context, signals, database hygiene, JSON check of the result and retry decision.
+context, signals, JSON check of the result and retry decision. Database connection
+checks belong to the worker's threads (pool.py): eager mode runs in the caller's
+thread, whose connection must not be closed under it.
 """
 
 import asyncio
@@ -185,7 +187,7 @@ def run_sync(
         # The watchdog raises the bare class in this thread; give it its message.
         exc.args = (str(timeout_error(job)),)
         outcome = (None, exc)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit from job code must not end the thread
         outcome = (None, exc)
     finally:
         deactivate(token)
@@ -211,20 +213,11 @@ async def run_async(
         outcome: tuple[Any, BaseException | None] = (value, None)
     except TimeoutError:
         outcome = (None, timeout_error(job))
-    except Exception as exc:
+    except BaseException as exc:  # CancelledError and SystemExit end the attempt too
         outcome = (None, exc)
     finally:
         deactivate(token)
     return _finished(_conclude(spec, job, settings, outcome, started))
-
-
-def _conclude_timeout(
-    spec: FunctionSpec, job: Job, settings: Settings
-) -> AttemptResult:
-    """The result of an attempt whose timeout fired outside the job's own code."""
-    return _finished(
-        _conclude(spec, job, settings, (None, timeout_error(job)), time.perf_counter())
-    )
 
 
 def timeout_error(job: Job) -> JobTimeout:

@@ -120,7 +120,6 @@ class JobStore:
         self.scripts = connection.scripts
         self.settings = settings
         self.prefix = settings.prefix
-        self._known_queues: set[str] = set()
 
     # -- key lists, in the order each script documents ----------------------
 
@@ -191,19 +190,13 @@ class JobStore:
         for index, request in enumerate(requests):
             by_queue[request.job.queue].append(index)
         stored: list[int | str] = [0] * len(requests)
+        if not requests:
+            return stored
         try:
-            if len(by_queue) == 1 and self._known_queues.issuperset(by_queue):
-                # The common case: one script call, no pipeline around it.
-                ((queue, indexes),) = by_queue.items()
-                codes = self.scripts.enqueue_jobs(
-                    self._enqueue_keys(queue),
-                    self._enqueue_args(requests, indexes, now_ms),
-                )
-                for index, code in zip(indexes, codes, strict=True):
-                    stored[index] = code
-                return stored
             return self._enqueue_pipelined(requests, by_queue, now_ms, stored)
-        except REDIS_ERRORS as err:
+        except redis.RedisError as err:
+            # Out of memory or a read-only replica loses the job as surely as an
+            # outage: the caller gets one error type for "not stored".
             raise RedisUnavailable(
                 f"Could not store {len(requests)} job(s) in Redis: {err}"
             ) from err
@@ -215,10 +208,11 @@ class JobStore:
         now_ms: int,
         stored: list[int | str],
     ) -> list[int | str]:
-        new_queues = set(by_queue) - self._known_queues
         with self.client.pipeline(transaction=False) as pipe:
-            if new_queues:
-                pipe.sadd(keys.queues(self.prefix), *sorted(new_queues))
+            # SADD on every enqueue, in the same round trip: the set goes with the
+            # data on a restart without persistence or a FLUSHDB, and a cache in
+            # the process would never add the queue back.
+            pipe.sadd(keys.queues(self.prefix), *sorted(by_queue))
             for queue, indexes in by_queue.items():
                 self.scripts.queue_in(
                     pipe,
@@ -227,10 +221,7 @@ class JobStore:
                     self._enqueue_args(requests, indexes, now_ms),
                 )
             replies = pipe.execute()
-        self._known_queues |= new_queues
-        for indexes, codes in zip(
-            by_queue.values(), replies[1 if new_queues else 0 :], strict=True
-        ):
+        for indexes, codes in zip(by_queue.values(), replies[1:], strict=True):
             for index, code in zip(indexes, parse_enqueued(codes), strict=True):
                 stored[index] = code
         return stored
@@ -291,10 +282,9 @@ class JobStore:
         )
 
     def add_known_queues(self, queues: Iterable[str]) -> None:
-        names = set(queues) - self._known_queues
+        names = sorted(set(queues))
         if names:
-            self.client.sadd(keys.queues(self.prefix), *sorted(names))
-            self._known_queues |= names
+            self.client.sadd(keys.queues(self.prefix), *names)
 
     def counts(self, queue: str) -> dict[JobState, int]:
         """How many job ids sit in each collection of `queue`."""
@@ -322,24 +312,13 @@ class JobStore:
     ) -> list[str]:
         """A page of job ids in `state`: ready ones in claim order, ended ones newest
         first."""
+        if limit <= 0:
+            # ZRANGE 0 -1 would be the whole collection, not an empty page.
+            return []
+        if state is JobState.QUEUED:
+            return self._list_queued(queue, offset, limit)
         p = self.prefix
         stop = offset + limit - 1
-        if state is JobState.QUEUED:
-            # Higher priorities are claimed first, then the list, then lower ones;
-            # a page that mixes them shows the prioritized set first.
-            prio = self._read(
-                lambda: self.client.zrange(keys.prioritized(p, queue), 0, -1)
-            )
-            ids: list[str] = list(prio[offset : offset + limit])
-            rest = limit - len(ids)
-            if rest > 0:
-                start = max(offset - len(prio), 0)
-                ids += self._read(
-                    lambda: self.client.lrange(
-                        keys.ready(p, queue), start, start + rest - 1
-                    )
-                )
-            return ids
         collection = {
             JobState.SCHEDULED: keys.scheduled(p, queue),
             JobState.ACTIVE: keys.active(p, queue),
@@ -353,6 +332,37 @@ class JobStore:
                 lambda: self.client.zrange(collection, offset, stop, desc=newest_first)
             )
         )
+
+    def _list_queued(self, queue: str, offset: int, limit: int) -> list[str]:
+        """Ready ids in claim order (claim_jobs.lua): priorities above the default,
+        then the list, then priorities below it."""
+        p = self.prefix
+        prio, ready = keys.prioritized(p, queue), keys.ready(p, queue)
+        bound = DEFAULT_PRIORITY_BOUND
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.zcount(prio, "-inf", f"({bound}")
+            pipe.llen(ready)
+            n_high, n_list = self._read(pipe.execute)
+        ids: list[str] = []
+        if offset < n_high:
+            ids += self._read(
+                lambda: self.client.zrange(
+                    prio, "-inf", f"({bound}", byscore=True, offset=offset, num=limit
+                )
+            )
+        start = max(offset - n_high, 0)
+        if len(ids) < limit and start < n_list:
+            stop = start + limit - len(ids) - 1
+            ids += self._read(lambda: self.client.lrange(ready, start, stop))
+        low_start = max(offset - n_high - n_list, 0)
+        if len(ids) < limit:
+            num = limit - len(ids)
+            ids += self._read(
+                lambda: self.client.zrange(
+                    prio, bound, "+inf", byscore=True, offset=low_start, num=num
+                )
+            )
+        return ids
 
     def _read(self, call: Any) -> Any:
         try:

@@ -77,8 +77,8 @@ def _write(
     if settings.eager:
         # Uniqueness needs a job that waits; an eager job never does.
         for request, handle in live:
-            handle.mark_local(run_inline(spec, request.job, settings).job_after())
             send_signal(signals.job_enqueued, request.job)
+            handle.mark_local(run_inline(spec, request.job, settings).job_after())
         return
     store = get_store()
     placed = store.enqueue_detailed([request for request, _ in live], now_epoch_ms())

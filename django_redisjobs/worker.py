@@ -447,6 +447,8 @@ class Worker:
         backoff = _Backoff()
         next_beat = next_tick = 0
         while not self._halt.is_set():
+            # Timeouts first: they need no Redis, so an outage must not delay them.
+            deadline = self._pool.enforce_timeouts()
             now = self.clock()
             try:
                 if now >= next_beat:
@@ -462,7 +464,6 @@ class Worker:
             except REDIS_ERRORS as err:
                 backoff.wait(self._halt, "heartbeat", err)
                 continue
-            deadline = self._pool.enforce_timeouts()
             wake = min(next_beat, next_tick if self.scheduler else next_beat)
             wait_s = max(min((wake - self.clock()) / 1000, 1.0), 0.01)
             if deadline is not None:
@@ -493,8 +494,12 @@ class Worker:
         with self._changed:
             while self._in_flight > 0 and time.monotonic() < deadline:
                 self._changed.wait(min(deadline - time.monotonic(), 0.5))
+        # Past the grace period: hand back what is still running or waiting for a
+        # thread, without using an attempt.
+        for job in self._pool.take_unstarted():
+            self._requeue(job)
+            self._finished_one()
         for job in self._pool.running_jobs():
-            # Past the grace period: hand the job back without using an attempt.
             self._requeue(job)
         self._pool.stop()
         self._outcomes.put(None)

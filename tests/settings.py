@@ -20,7 +20,8 @@ DATABASES = {
     },
 }
 
-# tests/ is an app so that tests/jobs.py is discovered like any app's jobs.
+# tests/ is an app so its models and jobs load like any app's; worker subprocesses
+# import tests/jobs.py through AUTODISCOVER_MODULES (see REDISJOBS_TEST_SETTINGS).
 INSTALLED_APPS = [*INSTALLED_APPS, "tests"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -65,7 +65,7 @@ def test_non_dict_setting_is_reported() -> None:
 
 def test_system_check_lists_every_invalid_key_with_hint() -> None:
     with override_settings(REDISJOBS={"PREFIX": "a b", "MAX_ATTEMPTS": -1, "X": 1}):
-        errors = [e for e in checks.run_checks(tags=["redisjobs"])]
+        errors = list(checks.run_checks(tags=["redisjobs"]))
     assert {e.id for e in errors} == {"redisjobs.E001"}
     assert len(errors) == 3
     assert any("'PREFIX'" in e.msg and "letters" in (e.hint or "") for e in errors)

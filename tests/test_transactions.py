@@ -93,10 +93,10 @@ def test_on_commit_false_writes_at_once_inside_atomic(redisjobs: Any) -> None:
 
 
 def test_on_commit_setting_off_writes_at_once(redisjobs: Any) -> None:
-    with override_settings(REDISJOBS={**redisjobs.settings, "ON_COMMIT": False}):
-        with transaction.atomic():
-            jobs.add.delay(1, 2)
-            assert queued(redisjobs) == 1
+    no_defer = {**redisjobs.settings, "ON_COMMIT": False}
+    with override_settings(REDISJOBS=no_defer), transaction.atomic():
+        jobs.add.delay(1, 2)
+        assert queued(redisjobs) == 1
 
 
 def test_enqueue_many_inside_atomic_writes_all_on_commit(redisjobs: Any) -> None:

@@ -37,8 +37,8 @@ class Command(BaseCommand):
             "--concurrency",
             type=int,
             default=4,
-            help="Jobs run at once: sync jobs take a thread each, async jobs share "
-            "one event loop (default 4).",
+            help="Threads for sync jobs (default 4). Async jobs share one event "
+            "loop; at most concurrency + prefetch jobs are held at once.",
         )
         parser.add_argument(
             "--prefetch",
@@ -66,7 +66,7 @@ class Command(BaseCommand):
             type=float,
             default=30.0,
             help="Seconds to wait for running jobs at stop before requeuing them "
-            "(default 30).",
+            "(default 30). An idle worker notices a stop within 2 s.",
         )
         parser.add_argument(
             "--no-scheduler",
@@ -99,6 +99,12 @@ class Command(BaseCommand):
         queues, weights = parse_queues(options["queues"])
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be 1 or more.")
+        if options["prefetch"] is not None and options["prefetch"] < 0:
+            raise CommandError("--prefetch must be 0 or more.")
+        if options["max_jobs"] is not None and options["max_jobs"] < 1:
+            raise CommandError("--max-jobs must be 1 or more.")
+        if options["grace"] < 0:
+            raise CommandError("--grace must be 0 or more.")
         return WorkerConfig(
             queues=queues or (settings.default_queue,),
             concurrency=options["concurrency"],
