@@ -2,7 +2,7 @@
 flag, prefetched jobs, pending handles and eager mode."""
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -12,9 +12,14 @@ from django.test import override_settings
 
 from django_redisjobs import JobDoesNotExist, JobHandle, JobStatus, keys, signals
 from django_redisjobs.context import CancelCheck, JobContext
-from django_redisjobs.job import now_epoch_ms, to_ms
+from django_redisjobs.execution import (
+    CANCEL_CHECK_AFTER_MS,
+    cancelled_before_start,
+    waited_for_a_thread,
+)
+from django_redisjobs.job import from_fields, now_epoch_ms, to_ms
 from django_redisjobs.scheduler import Scheduler
-from django_redisjobs.worker import WorkerStats
+from django_redisjobs.worker import Worker, WorkerConfig, WorkerStats
 from tests import jobs, queueing_jobs
 from tests.queueing_jobs import (
     blocks,
@@ -38,11 +43,14 @@ def _reset_jobs() -> Iterator[None]:
 class WorkerThread:
     """A burst worker, one job at a time, in a thread of the test process."""
 
-    def __init__(self, redisjobs: Any, **config: Any) -> None:
+    def __init__(
+        self, redisjobs: Any, clock: Callable[[], int] = now_epoch_ms, **config: Any
+    ) -> None:
+        config = {"queues": ("default",), "burst": True, **config}
         config.setdefault("concurrency", 1)
         config.setdefault("prefetch", 0)
         self.stats: WorkerStats | None = None
-        self.worker = redisjobs.worker(**config)
+        self.worker = Worker(WorkerConfig(**config), clock=clock)
         self.thread = threading.Thread(target=self._run)
 
     def _run(self) -> None:
@@ -194,7 +202,9 @@ def test_prefetched_job_cancelled_before_it_starts_never_runs(
 ) -> None:
     first = blocks.delay("first")
     second = record.delay("second")
-    with WorkerThread(redisjobs, prefetch=1):
+    # The worker's clock runs 10 s behind, so its claims look 10 s old when the
+    # jobs start: the second job has "waited for a thread" past the threshold.
+    with WorkerThread(redisjobs, prefetch=1, clock=lambda: now_epoch_ms() - 10_000):
         wait_until_running()
         # Both were claimed in one batch; the second waits for the only thread.
         assert second.refresh().status is JobStatus.ACTIVE
@@ -207,6 +217,24 @@ def test_prefetched_job_cancelled_before_it_starts_never_runs(
     assert second.status is JobStatus.CANCELLED
     assert second.error is not None
     assert "cancelled before it started" in second.error.message
+
+
+@pytest.mark.parametrize(
+    ("claimed_ago_ms", "runs"), [(0, True), (CANCEL_CHECK_AFTER_MS + 1_000, False)]
+)
+def test_only_a_job_that_waited_for_a_thread_is_checked_before_it_starts(
+    redisjobs: Any, claimed_ago_ms: int, runs: bool
+) -> None:
+    handle = record.delay("x")
+    now = now_epoch_ms()
+    (claimed,) = redisjobs.store.claim("default", "w1", 1, now - claimed_ago_ms, 60_000)
+    handle.cancel()
+    job = from_fields(claimed.fields)
+
+    assert waited_for_a_thread(job) is not runs
+    result = cancelled_before_start(job, redisjobs.store)
+    assert (result is None) is runs
+    assert cancelled_before_start(job, None) is None  # eager mode: nothing to read
 
 
 def test_job_may_cancel_itself(redisjobs: Any) -> None:
