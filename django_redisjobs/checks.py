@@ -20,7 +20,7 @@ def check_settings(
         checks.Error(
             f"{SETTING_NAME}[{problem.key!r}] {problem.message}",
             hint=problem.hint,
-            id=problem.id,
+            id=problem.check_id,
         )
         for problem in validate(raw_settings())
     ]

@@ -50,7 +50,7 @@ class Problem:
     key: str
     message: str
     hint: str
-    id: str = "redisjobs.E001"  # the system check's id
+    check_id: str = "redisjobs.E001"
 
 
 @dataclass(frozen=True)

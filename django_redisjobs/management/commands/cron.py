@@ -76,7 +76,7 @@ class Command(BaseCommand):
         moment = now
         for _ in range(count):
             moment = entry.schedule.next_after(moment)
-            upcoming.append(moment.strftime(_FORMAT))
+            upcoming.append(moment.astimezone(entry.schedule.zone).strftime(_FORMAT))
         missed = entry.missed.value
         if entry.missed == "all":
             missed = f"all (at most {entry.missed_limit})"
