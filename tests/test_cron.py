@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from django_redisjobs import background
+from django_redisjobs import InvalidCronEntry, background
 from django_redisjobs.cron import (
     CronEntry,
     MissedPolicy,
@@ -15,7 +15,6 @@ from django_redisjobs.cron import (
     parse_schedule,
     slot_job_id,
 )
-from django_redisjobs.exceptions import InvalidCronEntry
 from tests import cron_jobs
 
 BERLIN = ZoneInfo("Europe/Berlin")
