@@ -7,6 +7,7 @@ number of schedulers can tick at once without doing the same move twice.
 """
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,9 +65,15 @@ class Scheduler:
         self._next_trim_ms = 0
         #: Due ms of the earliest scheduled job seen by the last tick; -1 if none.
         self.next_due_ms = -1
+        # A burst worker ticks from its claiming thread and its maintenance thread.
+        self._lock = threading.Lock()
 
     def tick(self, now_ms: int) -> int:
         """Do what is due at `now_ms`; return the ms at which to tick next."""
+        with self._lock:
+            return self._tick(now_ms)
+
+    def _tick(self, now_ms: int) -> int:
         wake_ms = now_ms + self.config.max_sleep_ms
         self.next_due_ms = -1
         for queue in self.queues:
