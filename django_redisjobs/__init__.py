@@ -3,6 +3,7 @@
 from .context import JobContext, current_job
 from .decorators import BackgroundFunction, background
 from .exceptions import (
+    InvalidCronEntry,
     InvalidJob,
     JobCancelled,
     JobDoesNotExist,
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackgroundFunction",
+    "InvalidCronEntry",
     "InvalidJob",
     "Job",
     "JobCancelled",

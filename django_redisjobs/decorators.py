@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any, overload
 
 from .conf import get_settings
-from .exceptions import InvalidJob, UnknownBackgroundFunction
+from .cron import parse_schedule
+from .exceptions import InvalidCronEntry, InvalidJob, UnknownBackgroundFunction
 from .handle import JobHandle
 from .job import (
     MAX_PRIORITY,
@@ -267,6 +268,25 @@ class BackgroundFunction[**P, R]:
         self._resolved = True
 
 
+def _check_cron(spec: FunctionSpec) -> None:
+    """A decorated cron entry: a valid expression, a usable name, no arguments."""
+    parse_schedule(spec.cron, "UTC", entry=spec.name)
+    if not is_safe_name(spec.name):
+        raise InvalidCronEntry(
+            f"Cron entry {spec.name!r} is named after its function, and the name "
+            "may only hold letters, digits, '_', '.' and '-'.",
+            field="name",
+        )
+    try:
+        inspect.signature(spec.func).bind()
+    except TypeError as err:
+        raise InvalidCronEntry(
+            f"Cron entry {spec.name!r} calls its function without arguments, but "
+            f"it requires some ({err}); use REDISJOBS['CRON'] to pass them.",
+            field="args",
+        ) from err
+
+
 def _first(*values: int | None) -> int:
     return next(v for v in values if v is not None)
 
@@ -307,6 +327,7 @@ def background[**P, R](
     jitter: bool | None = None,
     retry_on: tuple[type[BaseException], ...] = (),
     no_retry_on: tuple[type[BaseException], ...] = (),
+    cron: str | None = None,
 ) -> Callable[[Callable[P, R]], BackgroundFunction[P, R]]: ...
 
 
@@ -316,6 +337,9 @@ def background(func: Callable[..., Any] | None = None, /, **options: Any) -> Any
     Use bare (``@background``) or with options. Calling the result runs the
     function inline; ``.delay()``/``.enqueue()`` store a job for a worker. Options
     left as None take their value from ``REDISJOBS`` when a job is enqueued.
+    ``cron="*/5 * * * *"`` also makes it a cron entry named after the function
+    (in ``TIME_ZONE``, without arguments); raises `InvalidCronEntry` for a bad
+    expression.
     """
 
     def decorate(f: Callable[..., Any]) -> BackgroundFunction[Any, Any]:
@@ -339,6 +363,8 @@ def background(func: Callable[..., Any] | None = None, /, **options: Any) -> Any
             value = getattr(spec, name)
             if value is not None and value <= timedelta(0):
                 raise InvalidJob(f"{name} is {value!r}; use a positive timedelta.")
+        if spec.cron is not None:
+            _check_cron(spec)
         registry.register(spec)
         return BackgroundFunction(spec, JobOptions())
 

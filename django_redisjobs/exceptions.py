@@ -59,3 +59,12 @@ class RedisJobsConfigurationError(ImproperlyConfigured):
 
 class NoCurrentJob(RedisJobsError, LookupError):
     """Raised by `current_job()` when called outside a running job."""
+
+
+class InvalidCronEntry(RedisJobsConfigurationError):
+    """Raised for a cron entry with a bad expression, time zone or option."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        #: The entry key at fault ("schedule", "timezone", ...); "" for the whole.
+        self.field = field
+        super().__init__(message)

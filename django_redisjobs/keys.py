@@ -58,6 +58,17 @@ def marker(prefix: str, queue: str) -> str:
     return f"{_tag(prefix, queue)}:marker"
 
 
+def cron(prefix: str, queue: str) -> str:
+    """Hash of the state of the cron entries that enqueue into the queue.
+
+    Per entry name: ``name`` the ms up to which fire times are handled,
+    ``name:fired`` the fire ms of the last job enqueued, ``name:seen`` the ms at
+    which a scheduler that knows the entry last said so. The queue's hash tag lets
+    one script claim a fire time and store its job atomically.
+    """
+    return f"{_tag(prefix, queue)}:cron"
+
+
 def job_prefix(prefix: str, queue: str) -> str:
     """Key prefix of the queue's job hashes; scripts append the job id to it."""
     return f"{_tag(prefix, queue)}:job:"

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from .conf import Settings
 from .exceptions import JobTimeout
@@ -125,9 +125,13 @@ class ExecutorPool:
         return upcoming
 
     def _serve(self) -> None:
-        while (item := self._work.get()) is not None:
-            spec, job = item
-            self._done(self._run_guarded(spec, job))
+        try:
+            while (item := self._work.get()) is not None:
+                spec, job = item
+                self._done(self._run_guarded(spec, job))
+        finally:
+            # Connections are per thread; close this thread's before it ends.
+            connections.close_all()
 
     def _run_guarded(self, spec: FunctionSpec, job: Job) -> AttemptResult:
         deadline = (

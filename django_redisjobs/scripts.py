@@ -20,6 +20,8 @@ SCRIPT_NAMES = (
     "promote_due",
     "recover_expired",
     "cancel_job",
+    "claim_cron_slot",
+    "forget_cron_entries",
 )
 
 
@@ -40,6 +42,15 @@ class Claimed:
 class Recovered:
     requeued: int
     dead: int
+    job_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CronClaim:
+    """What `claim_cron_slot` did: the watermark it found (None for a new entry)
+    and the ids of the jobs it stored."""
+
+    watermark_ms: int | None
     job_ids: list[str]
 
 
@@ -94,6 +105,20 @@ class Scripts:
         """Take back jobs with expired leases; counts and the ids."""
         reply = self._run("recover_expired", keys, args)
         return Recovered(int(reply[0]), int(reply[1]), [str(i) for i in reply[2:]])
+
+    def claim_cron_slot(self, keys: Sequence[str], args: Sequence[Any]) -> CronClaim:
+        """Claim fire times of one cron entry; the old watermark and stored ids."""
+        return parse_cron_claim(self._run("claim_cron_slot", keys, args))
+
+    def forget_cron_entries(self, keys: Sequence[str], args: Sequence[Any]) -> int:
+        """Delete the state of entries not seen since a cutoff; how many."""
+        return int(self._run("forget_cron_entries", keys, args))
+
+
+def parse_cron_claim(reply: Sequence[Any]) -> CronClaim:
+    """Split claim_cron_slot's reply: the old watermark (-1: new), then job ids."""
+    watermark = int(reply[0])
+    return CronClaim(watermark if watermark >= 0 else None, [str(i) for i in reply[1:]])
 
 
 def parse_codes(reply: Sequence[Any]) -> list[int]:

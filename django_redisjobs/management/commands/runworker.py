@@ -71,7 +71,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-scheduler",
             action="store_true",
-            help="Do not promote delayed jobs or recover lost ones in this worker.",
+            help="Do not promote delayed jobs, enqueue cron entries or recover lost "
+            "ones in this worker.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
