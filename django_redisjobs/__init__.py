@@ -5,6 +5,7 @@ from .decorators import BackgroundFunction, background
 from .exceptions import (
     InvalidCronEntry,
     InvalidJob,
+    JobCancelled,
     JobDoesNotExist,
     JobTimeout,
     NoCurrentJob,
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidCronEntry",
     "InvalidJob",
     "Job",
+    "JobCancelled",
     "JobContext",
     "JobDoesNotExist",
     "JobError",

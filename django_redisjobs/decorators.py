@@ -1,6 +1,8 @@
 """`@background`: turns a module-level function into a `BackgroundFunction`."""
 
 import dataclasses
+import functools
+import hashlib
 import importlib
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,6 +19,7 @@ from .job import (
     MIN_PRIORITY,
     Job,
     JobStatus,
+    duration_ms,
     from_ms,
     new_job_id,
     now_epoch_ms,
@@ -25,7 +28,7 @@ from .job import (
 from .keys import is_safe_name
 from .queue import EnqueueRequest
 from .registry import FunctionSpec, dotted_name, registry
-from .serialization import encode_arguments
+from .serialization import canonical, encode_arguments
 from .transactions import submit
 
 
@@ -38,6 +41,21 @@ class JobOptions:
     max_attempts: int | None = None
     timeout: timedelta | None = None
     result_ttl: timedelta | None = None
+    unique: bool | None = None
+    unique_for: timedelta | None = None
+
+
+MAX_UNIQUE_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What one `enqueue()` call adds to the function's options."""
+
+    delay: timedelta | None = None
+    run_at: datetime | None = None
+    at_front: bool = False
+    unique_key: str | None = None
 
 
 def _check_options(options: JobOptions) -> None:
@@ -54,10 +72,23 @@ def _check_options(options: JobOptions) -> None:
         )
     if options.max_attempts is not None and options.max_attempts < 1:
         raise InvalidJob(f"max_attempts is {options.max_attempts!r}; use 1 or more.")
-    for name in ("timeout", "result_ttl"):
+    for name in ("timeout", "result_ttl", "unique_for"):
         value = getattr(options, name)
         if value is not None and value <= timedelta(0):
             raise InvalidJob(f"{name} is {value!r}; use a positive timedelta.")
+
+
+def _check_unique_key(key: str) -> None:
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_UNIQUE_KEY_LENGTH:
+        raise InvalidJob(
+            f"unique_key {key!r} is not valid; use a non-empty string of at most "
+            f"{MAX_UNIQUE_KEY_LENGTH} characters."
+        )
+
+
+@functools.cache
+def _signature(func: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(func)
 
 
 class BackgroundFunction[**P, R]:
@@ -86,7 +117,7 @@ class BackgroundFunction[**P, R]:
 
     def using(self, **changes: Any) -> "BackgroundFunction[P, R]":
         """A copy with other defaults (queue, priority, max_attempts, timeout,
-        result_ttl), like Django's `Task.using()`."""
+        result_ttl, unique, unique_for), like Django's `Task.using()`."""
         options = dataclasses.replace(self.options, **changes)
         _check_options(options)
         return BackgroundFunction(self.spec, options)
@@ -101,22 +132,43 @@ class BackgroundFunction[**P, R]:
         kwargs: Mapping[str, Any] | None = None,
         *,
         queue: str | None = None,
+        priority: int | None = None,
         delay: timedelta | None = None,
         run_at: datetime | None = None,
         at_front: bool = False,
+        unique: bool | None = None,
+        unique_key: str | None = None,
+        unique_for: timedelta | None = None,
         on_commit: bool | None = None,
         using: str | None = None,
     ) -> JobHandle:
         """Enqueue one call; returns its handle (status PENDING inside a transaction).
 
+        `queue` and `priority` (-100..100, higher first) override the function's.
         `delay` or `run_at` (an aware datetime) make the job wait; `at_front` puts it
-        at the head of its queue. `on_commit` overrides ``REDISJOBS["ON_COMMIT"]``
+        ahead of the jobs of its priority already waiting. `unique=True` (a key
+        from the function and its arguments) or `unique_key` make the job unique in
+        its queue: while a job with that key is queued, scheduled or active, and
+        until `unique_for` after its enqueue, the handle returned is that job's and
+        nothing new is stored. `on_commit` overrides ``REDISJOBS["ON_COMMIT"]``
         and `using` names the database whose transaction to follow. Raises
-        `SerializationError` for arguments that JSON cannot carry unchanged, and
-        `RedisUnavailable` when Redis cannot be reached outside a transaction.
+        `InvalidJob` for bad options, `SerializationError` for arguments that JSON
+        cannot carry unchanged, and `RedisUnavailable` when Redis cannot be reached
+        outside a transaction.
         """
-        fn = self.using(queue=queue) if queue else self
-        request = fn._request(args, kwargs or {}, delay, run_at, at_front)
+        changes = {
+            name: value
+            for name, value in (
+                ("queue", queue),
+                ("priority", priority),
+                ("unique", unique),
+                ("unique_for", unique_for),
+            )
+            if value is not None
+        }
+        fn = self.using(**changes) if changes else self
+        call = _Call(delay, run_at, at_front, unique_key)
+        request = fn._request(args, kwargs or {}, call)
         return submit(self.spec, [request], on_commit=on_commit, using=using)[0]
 
     def enqueue_many(
@@ -127,22 +179,18 @@ class BackgroundFunction[**P, R]:
         using: str | None = None,
     ) -> list[JobHandle]:
         """Enqueue many calls, as (args, kwargs) pairs, in one Redis round trip."""
-        requests = [self._request(a, k, None, None, False) for a, k in calls]
+        requests = [self._request(a, k, _Call()) for a, k in calls]
         return submit(self.spec, requests, on_commit=on_commit, using=using)
 
     def _request(
-        self,
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-        delay: timedelta | None,
-        run_at: datetime | None,
-        at_front: bool,
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], call: _Call
     ) -> EnqueueRequest:
         self._check_resolvable()
         args_json, kwargs_json = encode_arguments(args, kwargs)
         settings = get_settings()
         now_ms = now_epoch_ms()
-        run_at_ms = _run_at_ms(delay, run_at, now_ms)
+        run_at_ms = _run_at_ms(call.delay, call.run_at, now_ms)
+        unique_key, unique_until = self._unique(args, kwargs, call.unique_key, now_ms)
         opts, spec = self.options, self.spec
         job = Job(
             id=new_job_id(now_ms),
@@ -161,8 +209,49 @@ class BackgroundFunction[**P, R]:
             ),
             enqueued_at=from_ms(now_ms),
             run_at=from_ms(run_at_ms) if run_at_ms > now_ms else None,
+            unique_key=unique_key,
+            unique_until=unique_until,
         )
-        return EnqueueRequest(job, args_json, kwargs_json, at_front)
+        return EnqueueRequest(job, args_json, kwargs_json, call.at_front)
+
+    def _unique(
+        self,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        unique_key: str | None,
+        now_ms: int,
+    ) -> tuple[str, datetime | None]:
+        """The job's unique key ("" when it is not unique) and window end."""
+        opts, spec = self.options, self.spec
+        unique_for = opts.unique_for or spec.unique_for
+        if opts.unique is not None:
+            unique = opts.unique
+        else:
+            unique = spec.unique or unique_for is not None
+        if unique_key is not None:
+            if opts.unique is False:
+                raise InvalidJob("unique_key was given together with unique=False.")
+            _check_unique_key(unique_key)
+        elif unique:
+            unique_key = self._arguments_key(args, kwargs)
+        else:
+            return "", None
+        if unique_for is None:
+            return unique_key, None
+        return unique_key, from_ms(now_ms + duration_ms(unique_for))
+
+    def _arguments_key(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+        """The function's name and a digest of the arguments bound to its
+        parameters, so ``f(1, b=2)`` and ``f(b=2, a=1)`` give the same key."""
+        try:
+            bound = _signature(self.spec.func).bind(*args, **kwargs)
+        except TypeError as err:
+            raise InvalidJob(
+                f"The arguments do not fit {self.spec.name}(): {err}; a unique key "
+                "is made from them."
+            ) from err
+        digest = hashlib.sha256(canonical(bound.arguments).encode()).hexdigest()
+        return f"{self.spec.name}:{digest}"
 
     def _check_resolvable(self) -> None:
         """The worker finds functions by name; make sure the name leads back here."""
@@ -231,6 +320,8 @@ def background[**P, R](
     max_attempts: int | None = None,
     timeout: timedelta | None = None,
     result_ttl: timedelta | None = None,
+    unique: bool = False,
+    unique_for: timedelta | None = None,
     backoff_base: timedelta | None = None,
     backoff_max: timedelta | None = None,
     jitter: bool | None = None,
@@ -264,6 +355,8 @@ def background(func: Callable[..., Any] | None = None, /, **options: Any) -> Any
             max_attempts=spec.max_attempts,
             timeout=spec.timeout,
             result_ttl=spec.result_ttl,
+            unique=spec.unique,
+            unique_for=spec.unique_for,
         )
         _check_options(job_options)
         for name in ("backoff_base", "backoff_max"):

@@ -46,6 +46,13 @@ class Retry(RedisJobsError):  # noqa: N818 - job code raises it as a request, no
         super().__init__(reason or "Retry requested.")
 
 
+class JobCancelled(RedisJobsError):  # noqa: N818 - job code raises it to end as cancelled
+    """Raised by job code to end its job as cancelled, e.g. once `is_cancelled()`."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason or "The job was cancelled on request.")
+
+
 class RedisJobsConfigurationError(ImproperlyConfigured):
     """Raised when `settings.REDISJOBS` holds an invalid value."""
 

@@ -79,6 +79,20 @@ def job(prefix: str, queue: str, job_id: str) -> str:
     return f"{job_prefix(prefix, queue)}{job_id}"
 
 
+def unique_prefix(prefix: str, queue: str) -> str:
+    """Key prefix of the queue's unique locks; scripts append a job's `unique_key`.
+
+    The suffix comes after the queue's hash tag, so whatever it holds (even braces)
+    the lock lies in the queue's cluster slot.
+    """
+    return f"{_tag(prefix, queue)}:unique:"
+
+
+def unique(prefix: str, queue: str, unique_key: str) -> str:
+    """String holding the id of the job that holds `unique_key` in the queue."""
+    return f"{unique_prefix(prefix, queue)}{unique_key}"
+
+
 def job_channel_prefix(prefix: str, queue: str) -> str:
     """Pub/sub channel prefix; a job's channel announces that it reached an end."""
     return f"{_tag(prefix, queue)}:done:"

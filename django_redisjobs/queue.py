@@ -30,7 +30,7 @@ from .job import (
     from_ms,
     to_ms,
 )
-from .scripts import Claimed, CronClaim, Recovered, parse_codes
+from .scripts import Claimed, CronClaim, Recovered, parse_codes, parse_enqueued
 
 WORKER_LOST = "django_redisjobs.WorkerLost"
 
@@ -56,6 +56,22 @@ class EnqueueRequest:
     args_json: str
     kwargs_json: str
     at_front: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What became of one `EnqueueRequest`."""
+
+    job_id: str  # the request's own id, or the id of the job holding its unique key
+    stored: bool  # False: a replayed id, or a unique key another job holds
+
+
+class Cancelled(enum.IntEnum):
+    """What `JobStore.cancel` did, as `cancel_job.lua` reports it."""
+
+    ENDED = 1  # it was waiting; now it is cancelled
+    REQUESTED = 2  # it is active; its cancel_requested flag is set
+    ALREADY_FINISHED = 0  # it had ended; nothing changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +143,7 @@ class JobStore:
             keys.scheduled(p, queue),
             keys.marker(p, queue),
             keys.job_prefix(p, queue),
+            keys.unique_prefix(p, queue),
         ]
 
     def _claim_keys(self, queue: str) -> list[str]:
@@ -151,20 +168,40 @@ class JobStore:
             keys.prioritized(p, queue),
             keys.marker(p, queue),
             keys.job_prefix(p, queue),
+            keys.unique_prefix(p, queue),
         ]
 
     # -- enqueue ------------------------------------------------------------
 
     def enqueue(self, requests: Sequence[EnqueueRequest], now_ms: int) -> list[bool]:
-        """Store jobs in one round trip; True per job stored, False per known id.
+        """Store jobs in one round trip; True per job stored, False per known id or
+        per unique key another job holds (see `enqueue_detailed`).
 
         Raises `RedisUnavailable` when Redis cannot be reached; then nothing of a
         queue's batch was stored.
         """
+        return [placed.stored for placed in self.enqueue_detailed(requests, now_ms)]
+
+    def enqueue_detailed(
+        self, requests: Sequence[EnqueueRequest], now_ms: int
+    ) -> list[Placed]:
+        """Like `enqueue`, but say per request which job stands for it: itself, or
+        the job that holds its unique key (then nothing was stored for it)."""
+        codes = self._enqueue_codes(requests, now_ms)
+        return [
+            Placed(code, False)
+            if isinstance(code, str)
+            else Placed(r.job.id, code == 1)
+            for r, code in zip(requests, codes, strict=True)
+        ]
+
+    def _enqueue_codes(
+        self, requests: Sequence[EnqueueRequest], now_ms: int
+    ) -> list[int | str]:
         by_queue: dict[str, list[int]] = defaultdict(list)
         for index, request in enumerate(requests):
             by_queue[request.job.queue].append(index)
-        stored = [False] * len(requests)
+        stored: list[int | str] = [0] * len(requests)
         if not requests:
             return stored
         try:
@@ -181,8 +218,8 @@ class JobStore:
         requests: Sequence[EnqueueRequest],
         by_queue: Mapping[str, list[int]],
         now_ms: int,
-        stored: list[bool],
-    ) -> list[bool]:
+        stored: list[int | str],
+    ) -> list[int | str]:
         with self.client.pipeline(transaction=False) as pipe:
             # SADD on every enqueue, in the same round trip: the set goes with the
             # data on a restart without persistence or a FLUSHDB, and a cache in
@@ -197,8 +234,8 @@ class JobStore:
                 )
             replies = pipe.execute()
         for indexes, codes in zip(by_queue.values(), replies[1:], strict=True):
-            for index, code in zip(indexes, parse_codes(codes), strict=True):
-                stored[index] = code == 1
+            for index, code in zip(indexes, parse_enqueued(codes), strict=True):
+                stored[index] = code
         return stored
 
     @staticmethod
@@ -210,7 +247,12 @@ class JobStore:
             request = requests[index]
             args.append(1 if request.at_front else 0)
             args.extend(
-                enqueue_values(request.job, request.args_json, request.kwargs_json)
+                enqueue_values(
+                    request.job,
+                    request.args_json,
+                    request.kwargs_json,
+                    at_front=request.at_front,
+                )
             )
         return args
 
@@ -416,6 +458,8 @@ class JobStore:
                 keys.dead(p, queue),
                 keys.marker(p, queue),
                 keys.job_prefix(p, queue),
+                keys.cancelled(p, queue),
+                keys.unique_prefix(p, queue),
             ],
             [
                 now_ms,
@@ -423,6 +467,7 @@ class JobStore:
                 duration_ms(self.settings.dead_ttl),
                 keys.job_channel_prefix(p, queue),
                 WORKER_LOST,
+                duration_ms(self.settings.result_ttl),
             ],
         )
 
@@ -547,7 +592,44 @@ class JobStore:
         """Store a running job's progress (0 to 1)."""
         self.client.hset(keys.job(self.prefix, queue, job_id), "progress", fraction)
 
+    def cancel_requested(self, job_id: str, queue: str) -> bool:
+        """Tell whether someone asked to cancel the job (see `cancel`)."""
+        flag = self.client.hget(
+            keys.job(self.prefix, queue, job_id), "cancel_requested"
+        )
+        return flag == "1"
+
     # -- handles ------------------------------------------------------------
+
+    def cancel(self, job_id: str, queue: str, now_ms: int) -> Cancelled:
+        """Cancel a job: a waiting one ends `cancelled` at once; an active one gets
+        its cancel flag set, for its code to honour (`JobContext.is_cancelled`).
+
+        Raises `JobDoesNotExist` when the job is not (or no longer) in Redis, and
+        `RedisUnavailable` when Redis cannot be reached.
+        """
+        p = self.prefix
+        code = self._read(
+            lambda: self.scripts.cancel_job(
+                [
+                    keys.job(p, queue, job_id),
+                    keys.ready(p, queue),
+                    keys.prioritized(p, queue),
+                    keys.scheduled(p, queue),
+                    keys.cancelled(p, queue),
+                    keys.unique_prefix(p, queue),
+                ],
+                [
+                    job_id,
+                    now_ms,
+                    duration_ms(self.settings.result_ttl),
+                    keys.job_channel(p, queue, job_id),
+                ],
+            )
+        )
+        if code == -1:
+            raise JobDoesNotExist(f"Job {job_id!r} does not exist in queue {queue!r}.")
+        return Cancelled(code)
 
     def end_channel(self, job_id: str, queue: str) -> str:
         """The pub/sub channel on which the job's end is announced."""
@@ -570,6 +652,7 @@ _stores: dict[int, JobStore] = {}
 __all__ = [
     "REDIS_ERRORS",
     "WORKER_LOST",
+    "Cancelled",
     "Claimed",
     "CronClaim",
     "CronState",
@@ -578,6 +661,7 @@ __all__ = [
     "JobStatus",
     "JobStore",
     "Outcome",
+    "Placed",
     "Recovered",
     "WorkerInfo",
     "get_store",

@@ -33,6 +33,8 @@ class FunctionSpec:
     jitter: bool | None = None
     timeout: timedelta | None = None
     result_ttl: timedelta | None = None
+    unique: bool = False
+    unique_for: timedelta | None = None
     retry_on: tuple[type[BaseException], ...] = ()
     no_retry_on: tuple[type[BaseException], ...] = field(default=())
     cron: str | None = None  # a cron expression: enqueue on this schedule

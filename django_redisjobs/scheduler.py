@@ -34,7 +34,9 @@ class SchedulerConfig:
     recover_limit: int = 100
     recover_every_ms: int = 1_000
     trim_every_ms: int = 60_000
-    max_sleep_ms: int = 1_000
+    # A job delayed while the scheduler sleeps is seen at its next tick: this cap
+    # keeps a delayed job's start within a second of its due time, with margin.
+    max_sleep_ms: int = 500
     #: A cron fire time more than this late counts as missed (see `MissedPolicy`).
     cron_on_time_ms: int = 60_000
     #: Cron entry state that no scheduler has refreshed (every `trim_every_ms`)

@@ -19,6 +19,7 @@ SCRIPT_NAMES = (
     "finish_jobs",
     "promote_due",
     "recover_expired",
+    "cancel_job",
     "claim_cron_slot",
     "forget_cron_entries",
 )
@@ -78,9 +79,10 @@ class Scripts:
         """Add a call of script `name` to `pipe` (loaded on execute if needed)."""
         self._scripts[name](keys=keys, args=args, client=pipe)
 
-    def enqueue_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[int]:
-        """Store jobs; one 1 (stored) or 0 (id already known) per job."""
-        return parse_codes(self._run("enqueue_jobs", keys, args))
+    def enqueue_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[int | str]:
+        """Store jobs; per job 1 (stored), 0 (id already known) or the id of the job
+        that holds its unique key."""
+        return parse_enqueued(self._run("enqueue_jobs", keys, args))
 
     def claim_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[Claimed]:
         """Claim ready jobs; their fields as stored after the claim."""
@@ -94,6 +96,10 @@ class Scripts:
         """Make due jobs ready; (moved, next due ms or -1)."""
         moved, next_due = self._run("promote_due", keys, args)
         return int(moved), int(next_due)
+
+    def cancel_job(self, keys: Sequence[str], args: Sequence[Any]) -> int:
+        """Cancel one job; 1 cancelled, 2 cancel requested, 0 ended, -1 missing."""
+        return int(self._run("cancel_job", keys, args))
 
     def recover_expired(self, keys: Sequence[str], args: Sequence[Any]) -> Recovered:
         """Take back jobs with expired leases; counts and the ids."""
@@ -118,6 +124,12 @@ def parse_cron_claim(reply: Sequence[Any]) -> CronClaim:
 def parse_codes(reply: Sequence[Any]) -> list[int]:
     """A reply of one integer per job."""
     return [int(code) for code in reply]
+
+
+def parse_enqueued(reply: Sequence[Any]) -> list[int | str]:
+    """A reply of enqueue_jobs: an integer code, or a holder's id (a string), per
+    job."""
+    return [code if isinstance(code, str) else int(code) for code in reply]
 
 
 def parse_claimed(reply: Sequence[Any]) -> list[Claimed]:

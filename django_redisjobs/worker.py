@@ -11,11 +11,12 @@ answers.
 import logging
 import os
 import queue
+import random
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
@@ -44,7 +45,13 @@ _OUTCOME_BATCH = 256
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """How a worker runs; `runworker` builds it from its options."""
+    """How a worker runs; `runworker` builds it from its options.
+
+    `queues` are tried in order at each claim; with `weights` (one whole number of
+    1 or more per queue), the order is drawn at each claim instead, each place by
+    weight among the queues left, so a queue is served first with a probability
+    proportional to its weight among the queues that have jobs.
+    """
 
     queues: tuple[str, ...]
     concurrency: int = 4
@@ -55,6 +62,33 @@ class WorkerConfig:
     scheduler: bool = True
     idle_wait: timedelta = timedelta(seconds=2)
     grace: timedelta = timedelta(seconds=30)
+    weights: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.weights is not None and (
+            len(self.weights) != len(self.queues) or min(self.weights, default=1) < 1
+        ):
+            raise ValueError(
+                f"weights {self.weights!r} must give each of the queues "
+                f"{self.queues!r} a whole number of 1 or more."
+            )
+
+
+def weighted_order(
+    queues: Sequence[str], weights: Sequence[int], rand: Callable[[], float]
+) -> list[str]:
+    """`queues` in a random order: each place goes to one of the queues left, with a
+    probability proportional to its weight. `rand` returns floats in [0, 1)."""
+    left = list(zip(queues, weights, strict=True))
+    order: list[str] = []
+    while left:
+        pick = rand() * sum(weight for _, weight in left)
+        index = 0
+        while index < len(left) - 1 and pick >= left[index][1]:
+            pick -= left[index][1]
+            index += 1
+        order.append(left.pop(index)[0])
+    return order
 
 
 @dataclass
@@ -111,8 +145,10 @@ class Worker:
         store: JobStore | None = None,
         functions: Registry = registry,
         clock: Callable[[], int] = now_epoch_ms,
+        rng: random.Random | None = None,
     ) -> None:
         self.config = config
+        self._rng = rng or random.Random()  # noqa: S311 - orders queues, no secret
         self.settings: Settings = get_settings()
         self.store = store or get_store()
         self.functions = functions
@@ -240,7 +276,10 @@ class Worker:
     def _claim(self, limit: int) -> list[tuple[str, Claimed]]:
         claimed: list[tuple[str, Claimed]] = []
         now_ms = self.clock()
-        for queue_name in self.config.queues:
+        queues: Sequence[str] = self.config.queues
+        if self.config.weights is not None:
+            queues = weighted_order(queues, self.config.weights, self._rng.random)
+        for queue_name in queues:
             wanted = limit - len(claimed)
             if wanted <= 0:
                 break
@@ -316,7 +355,11 @@ class Worker:
             self._changed.notify_all()
 
     def _requeue(self, job: Job) -> None:
-        self._outcomes.put(Outcome(job.id, job.queue, job.attempts, "requeued"))
+        # The TTL applies if finish_jobs.lua ends the job (its cancel was asked).
+        ttl_ms = duration_ms(job.result_ttl or self.settings.result_ttl)
+        self._outcomes.put(
+            Outcome(job.id, job.queue, job.attempts, "requeued", ttl_ms=ttl_ms)
+        )
         self.stats.count("requeued")
         logger.info(
             "job requeued at stop id=%s func=%s queue=%s", job.id, job.func, job.queue

@@ -6,25 +6,67 @@
 -- KEYS[4]  {p:q}:dead          zset of dead job ids, score = finish ms
 -- KEYS[5]  {p:q}:marker        zset that wakes blocked workers
 -- KEYS[6]  {p:q}:job:          prefix of the queue's job hashes (see enqueue_jobs.lua)
+-- KEYS[7]  {p:q}:cancelled     zset of cancelled job ids, score = finish ms
+-- KEYS[8]  {p:q}:unique:       prefix of the queue's unique locks (see
+--                              enqueue_jobs.lua); only used for a job that has a
+--                              unique_key
 -- ARGV[1]  now_ms (int, epoch ms): leases with a deadline before it have expired
 -- ARGV[2]  limit (int >= 1): the most jobs to recover in this call
 -- ARGV[3]  dead ttl_ms (int): lifetime of a job hash that goes dead here
--- ARGV[4]  channel prefix (string): PUBLISH to it plus the id when a job goes dead
+-- ARGV[4]  channel prefix (string): PUBLISH to it plus the id when a job ends here
 -- ARGV[5]  error class recorded for a lost attempt (string)
+-- ARGV[6]  cancelled ttl_ms (int): lifetime of a job hash cancelled here, when its
+--          result_ttl_ms field is not above 0
 --
 -- Returns a flat array: requeued count, dead count, then the recovered ids.
 -- A requeued job goes to the head of its queue: it has waited longest. Its lost
--- attempt counts, so a job that kills its worker every time ends dead.
+-- attempt counts, so a job that kills its worker every time ends dead. A job whose
+-- cancel was requested (cancel_requested = "1") ends cancelled instead of going
+-- back to its queue; it is among the ids but in neither count. A job that ends
+-- here releases its unique lock as finish_jobs.lua does.
 
 local now_ms = tonumber(ARGV[1])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now_ms,
     'LIMIT', 0, ARGV[2])
 local requeued, dead = 0, 0
 local ids = {}
+
+-- Release the job's unique lock if it still holds it, keeping its window.
+local function release_unique(job_key, job_id)
+    local unique = redis.call('HMGET', job_key, 'unique_key', 'unique_until_ms')
+    if not unique[1] or unique[1] == '' then
+        return
+    end
+    local lock = KEYS[8] .. unique[1]
+    if redis.call('GET', lock) ~= job_id then
+        -- A stale lock was taken over by a newer job; it is not ours to drop.
+        return
+    end
+    local until_ms = tonumber(unique[2]) or 0
+    if until_ms > now_ms then
+        redis.call('PEXPIREAT', lock, until_ms)
+        -- Keep the job readable for as long as its lock can name it.
+        if redis.call('PEXPIRETIME', job_key) < until_ms then
+            redis.call('PEXPIREAT', job_key, until_ms)
+        end
+    else
+        redis.call('DEL', lock)
+    end
+end
+
+local function ended(job_key, job_id, status, ttl_ms, finished_set)
+    redis.call('HSET', job_key, 'status', status, 'finished_ms', now_ms)
+    redis.call('ZADD', finished_set, now_ms, job_id)
+    redis.call('PEXPIRE', job_key, ttl_ms)
+    release_unique(job_key, job_id)
+    redis.call('PUBLISH', ARGV[4] .. job_id, status)
+end
+
 for _, job_id in ipairs(expired) do
     local job_key = KEYS[6] .. job_id
     redis.call('ZREM', KEYS[1], job_id)
-    local job = redis.call('HMGET', job_key, 'attempts', 'max_attempts', 'worker', 'score')
+    local job = redis.call('HMGET', job_key, 'attempts', 'max_attempts', 'worker',
+        'score', 'cancel_requested', 'result_ttl_ms')
     -- EXISTS, not a present field: a hash missing 'attempts' must not be stranded.
     if redis.call('EXISTS', job_key) == 1 then
         -- tonumber guards corrupt fields: an error here would strand the job.
@@ -36,11 +78,15 @@ for _, job_id in ipairs(expired) do
         redis.call('HSET', job_key, 'lost', lost + 1)
         redis.call('HSET', job_key, 'error_class', ARGV[5], 'error_message', message,
             'traceback', '', 'worker', '')
-        if attempts >= max_attempts then
-            redis.call('HSET', job_key, 'status', 'dead', 'finished_ms', now_ms)
-            redis.call('ZADD', KEYS[4], now_ms, job_id)
-            redis.call('PEXPIRE', job_key, ARGV[3])
-            redis.call('PUBLISH', ARGV[4] .. job_id, 'dead')
+        if job[5] == '1' then
+            -- Its cancel was requested: running it again would defy the request.
+            local ttl_ms = tonumber(job[6]) or 0
+            if ttl_ms <= 0 then
+                ttl_ms = ARGV[6]
+            end
+            ended(job_key, job_id, 'cancelled', ttl_ms, KEYS[7])
+        elseif attempts >= max_attempts then
+            ended(job_key, job_id, 'dead', ARGV[3], KEYS[4])
             dead = dead + 1
         else
             redis.call('HSET', job_key, 'status', 'queued')

@@ -30,7 +30,8 @@ class Command(BaseCommand):
             "--queues",
             default="",
             help="Comma-separated queues to serve, in priority order "
-            "(default: REDISJOBS['DEFAULT_QUEUE']).",
+            "(default: REDISJOBS['DEFAULT_QUEUE']); with weights, as in "
+            "high:5,default:3,low:1, each claim picks the order at random by weight.",
         )
         parser.add_argument(
             "--concurrency",
@@ -96,10 +97,7 @@ class Command(BaseCommand):
             settings = get_settings()
         except RedisJobsConfigurationError as err:
             raise CommandError(str(err)) from err
-        queues = tuple(q.strip() for q in options["queues"].split(",") if q.strip())
-        for name in queues:
-            if not is_safe_name(name):
-                raise CommandError(f"Queue name {name!r} is not valid.")
+        queues, weights = parse_queues(options["queues"])
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be 1 or more.")
         if options["prefetch"] is not None and options["prefetch"] < 0:
@@ -119,7 +117,31 @@ class Command(BaseCommand):
             max_jobs=options["max_jobs"],
             scheduler=not options["no_scheduler"],
             grace=timedelta(seconds=options["grace"]),
+            weights=weights,
         )
+
+
+def parse_queues(value: str) -> tuple[tuple[str, ...], tuple[int, ...] | None]:
+    """Split ``--queues``: names, and their weights when every name has one."""
+    names: list[str] = []
+    weights: list[int] = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, colon, weight = (part.strip() for part in item.partition(":"))
+        if not is_safe_name(name):
+            raise CommandError(f"Queue name {name!r} is not valid.")
+        if colon and not (weight.isdigit() and int(weight) >= 1):
+            raise CommandError(
+                f"Weight {weight!r} of queue {name!r} is not valid; use a whole "
+                "number of 1 or more."
+            )
+        names.append(name)
+        weights += [int(weight)] if colon else []
+    if weights and len(weights) != len(names):
+        raise CommandError(
+            f"--queues {value!r} gives weights to some queues only; give every "
+            "queue a weight, or none."
+        )
+    return tuple(names), tuple(weights) or None
 
 
 def _configure_logging(verbosity: int) -> None:
