@@ -49,9 +49,9 @@ from .worker import WorkerConfig, default_worker_id
 logger = logging.getLogger(__name__)
 
 _SPAWN = multiprocessing.get_context("spawn")
-# A child that dies sooner than this after its start is restarted after a growing
-# delay, so a broken deploy does not spin; a child that lived longer is replaced
-# at once.
+# A child that dies sooner than this after its start is replaced at once the first
+# time, then after a growing delay (0.5 s, 1 s, ... 30 s), so a broken deploy does
+# not spin; a child that lived longer is replaced at once.
 _QUICK_EXIT_S = 10.0
 _RESTART_DELAY_S = 0.5
 _RESTART_DELAY_MAX_S = 30.0
@@ -227,8 +227,8 @@ class Supervisor:
             young = time.monotonic() - child.started < _QUICK_EXIT_S
             quick = self._quick_exits.get(child.slot, 0) + 1 if young else 0
             self._quick_exits[child.slot] = quick
-            if quick:
-                delay = min(_RESTART_DELAY_S * 2 ** (quick - 1), _RESTART_DELAY_MAX_S)
+            if quick > 1:
+                delay = min(_RESTART_DELAY_S * 2 ** (quick - 2), _RESTART_DELAY_MAX_S)
         self._restart_at[child.slot] = time.monotonic() + delay
 
     def _remove(self, child: _Child) -> None:
