@@ -150,7 +150,7 @@ class Supervisor:
         try:
             for slot in range(self.config.processes):
                 self._start(slot)
-            while self._children or self._restart_at or self.recovery.pending:
+            while self._children or self._restart_at or self._recovering():
                 if self._kill_now:
                     self._kill_all()
                     return 1
@@ -160,6 +160,20 @@ class Supervisor:
             os.close(self._wake_w)
         logger.info("supervisor stopped id=%s", self.base_id)
         return 0
+
+    def _recovering(self) -> bool:
+        """Whether lost children still wait for Redis, and there is time to wait."""
+        if self.recovery.pending and self._stopping:
+            self.recovery.next_try = 0.0  # one last try, now
+            self.recovery.run()
+        if self.recovery.pending and self._stopping:
+            logger.warning(
+                "stopping without recording %d lost worker process(es) in Redis; "
+                "their jobs return when their leases expire",
+                len(self.recovery.pending),
+            )
+            return False
+        return bool(self.recovery.pending)
 
     def _step(self) -> None:
         self._wait()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import override_settings
 
 from django_redisjobs import JobHandle, JobStatus, keys
 from tests import jobs, process_jobs
@@ -317,3 +318,36 @@ def test_burst_runs_the_ready_jobs_in_every_process_then_exits(
     assert supervisor.wait_exit(30) == 0
     assert [h.refresh().result for h in handles] == [n + 1 for n in range(6)]
     assert "Burst done: 6 attempts (succeeded=6)." in supervisor.log_text()
+
+
+def test_recovery_of_a_dead_process_waits_for_redis_to_come_back(
+    start_supervisor: Callable[..., SupervisorProcess],
+    make_redis_server: Callable[..., Any],
+    redisjobs: Any,
+    tmp_path: Path,
+) -> None:
+    server = make_redis_server(appendonly="yes", appendfsync="always")
+    release = tmp_path / "release"
+    with override_settings(REDISJOBS={**redisjobs.settings, "REDIS_URL": server.url}):
+        supervisor = start_supervisor(processes=1, REDIS_URL=server.url, LEASE_S=60)
+        handle = jobs.touch_file_when_released.delay(
+            str(tmp_path / "out"), str(release)
+        )
+        wait_until(status_is(handle, JobStatus.ACTIVE), 10, supervisor)
+        pid = supervisor.worker_pid(handle.job.worker)
+
+        server.kill()
+        os.kill(pid, signal.SIGKILL)
+        wait_until(
+            lambda: "redis unavailable while recovering jobs" in supervisor.log_text(),
+            10,
+            supervisor,
+        )
+        server.start()
+
+        wait_until(lambda: handle.refresh().job.lost == 1, 20, supervisor)
+        assert handle.error is not None
+        assert "was killed by signal SIGKILL during attempt 1." in handle.error.message
+        release.touch()
+        wait_until(status_is(handle, JobStatus.SUCCEEDED), 20, supervisor)
+        assert handle.attempts == 2

@@ -114,8 +114,6 @@ class Command(BaseCommand):
     def _supervise(
         self, config: WorkerConfig, options: dict[str, Any]
     ) -> dict[str, int]:
-        if options["processes"] < 1:
-            raise CommandError("--processes must be 1 or more.")
         supervisor = Supervisor(
             SupervisorConfig(
                 processes=options["processes"],
@@ -147,6 +145,8 @@ class Command(BaseCommand):
             raise CommandError("--max-jobs must be 1 or more.")
         if options["grace"] < 0:
             raise CommandError("--grace must be 0 or more.")
+        if options["processes"] is not None and options["processes"] < 1:
+            raise CommandError("--processes must be 1 or more.")
         return WorkerConfig(
             queues=queues or (settings.default_queue,),
             concurrency=options["concurrency"],
