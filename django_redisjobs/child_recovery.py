@@ -11,6 +11,8 @@ that worker's attempt, so nothing here can overwrite a later state.
 
 import dataclasses
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -60,10 +62,12 @@ class LostChild:
 
 
 class ChildRecovery:
-    """Records lost children in Redis, retrying with backoff while Redis is away.
+    """Records lost children in Redis from a thread of its own.
 
-    Until it gets through, the jobs stay leased to the dead worker, so the lease
-    expiry of any worker's scheduler remains the fallback.
+    The supervisor's loop hands each lost child to `add()` and goes on: a slow or
+    unreachable Redis never delays a kill or a restart. While Redis does not answer,
+    the thread retries with a capped backoff; until it gets through, the jobs stay
+    leased to the dead worker, so lease expiry remains the fallback.
     """
 
     def __init__(
@@ -79,16 +83,62 @@ class ChildRecovery:
         self.functions = functions
         self.queues = tuple(queues)
         self.clock = clock
-        self.pending: list[LostChild] = []
-        self.next_try = 0.0  # time.monotonic()
-        self._backoff_s = _BACKOFF_FIRST_S
+        self._inbox: queue.SimpleQueue[LostChild | None] = queue.SimpleQueue()
+        self._pending: list[LostChild] = []
+        self._thread = threading.Thread(
+            target=self._loop, name="redisjobs-recovery", daemon=True
+        )
 
-    def run(self) -> None:
-        """Try every pending child once, if their next try is due."""
-        if not self.pending or time.monotonic() < self.next_try:
-            return
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(self, lost: LostChild) -> None:
+        self._inbox.put(lost)
+
+    def close(self, timeout_s: float) -> None:
+        """Make one last try for what is pending, waiting at most `timeout_s`."""
+        self._inbox.put(None)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive() or self._pending:
+            logger.warning(
+                "stopping without recording every lost worker process in Redis; "
+                "their jobs return when their leases expire"
+            )
+
+    def _loop(self) -> None:
+        backoff_s = _BACKOFF_FIRST_S
+        closing = False
+        while True:
+            closing = self._collect(backoff_s) or closing
+            if self._try_pending(backoff_s):
+                backoff_s = _BACKOFF_FIRST_S
+            else:
+                backoff_s = min(backoff_s * 2, _BACKOFF_MAX_S)
+            if closing:
+                return  # that was the last try
+
+    def _collect(self, backoff_s: float) -> bool:
+        """Wait for lost children, or `backoff_s` when some are pending; take all
+        that arrived. True once `close()` was called."""
+        try:
+            item = self._inbox.get(timeout=backoff_s if self._pending else None)
+        except queue.Empty:
+            return False  # a retry is due
+        closed = False
+        while True:
+            if item is None:
+                closed = True
+            else:
+                self._pending.append(item)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return closed
+
+    def _try_pending(self, backoff_s: float) -> bool:
+        """Record every pending child; True when all got through."""
         failed: list[LostChild] = []
-        for lost in self.pending:
+        for lost in self._pending:
             try:
                 self._record(lost)
             except _ERRORS as err:
@@ -96,16 +146,12 @@ class ChildRecovery:
                     "redis unavailable while recovering jobs of worker id=%s, "
                     "retry in %.1fs: %s",
                     lost.worker_id,
-                    self._backoff_s,
+                    backoff_s,
                     err,
                 )
                 failed.append(lost)
-        self.pending = failed
-        if failed:
-            self.next_try = time.monotonic() + self._backoff_s
-            self._backoff_s = min(self._backoff_s * 2, _BACKOFF_MAX_S)
-        else:
-            self._backoff_s = _BACKOFF_FIRST_S
+        self._pending = failed
+        return not failed
 
     def _record(self, lost: LostChild) -> None:
         while lost.timed_out:  # popped one by one: a retry skips recorded ones

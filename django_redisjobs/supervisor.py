@@ -57,6 +57,8 @@ _RESTART_DELAY_S = 0.5
 _RESTART_DELAY_MAX_S = 30.0
 # How long past --grace children may take to exit before they are killed.
 _STOP_MARGIN_S = 15.0
+# How long a stopping supervisor waits for Redis to record its lost children.
+_RECOVERY_CLOSE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -147,33 +149,21 @@ class Supervisor:
             self.config.processes,
             ",".join(self.config.worker.queues),
         )
+        self.recovery.start()
         try:
             for slot in range(self.config.processes):
                 self._start(slot)
-            while self._children or self._restart_at or self._recovering():
+            while self._children or self._restart_at:
                 if self._kill_now:
                     self._kill_all()
                     return 1
                 self._step()
+            self.recovery.close(timeout_s=_RECOVERY_CLOSE_S)
         finally:
             os.close(self._wake_r)
             os.close(self._wake_w)
         logger.info("supervisor stopped id=%s", self.base_id)
         return 0
-
-    def _recovering(self) -> bool:
-        """Whether lost children still wait for Redis, and there is time to wait."""
-        if self.recovery.pending and self._stopping:
-            self.recovery.next_try = 0.0  # one last try, now
-            self.recovery.run()
-        if self.recovery.pending and self._stopping:
-            logger.warning(
-                "stopping without recording %d lost worker process(es) in Redis; "
-                "their jobs return when their leases expire",
-                len(self.recovery.pending),
-            )
-            return False
-        return bool(self.recovery.pending)
 
     def _step(self) -> None:
         self._wait()
@@ -183,7 +173,6 @@ class Supervisor:
         if self._stopping:
             self._forward_stop()
         self._start_due()
-        self.recovery.run()
 
     def _wait(self) -> None:
         now = time.monotonic()
@@ -191,8 +180,6 @@ class Supervisor:
         wake_at += [r.kill_at for c in self._children for r in c.running.values()]
         if self._stop_deadline is not None:
             wake_at.append(self._stop_deadline)
-        if self.recovery.pending:
-            wake_at.append(self.recovery.next_try)
         objects: list[Any] = [self._wake_r]
         for child in self._children:
             objects.append(child.process.sentinel)
@@ -272,9 +259,7 @@ class Supervisor:
                 child.process.pid,
                 code,
             )
-            self.recovery.pending.append(
-                LostChild(child.worker_id, reason, [], crashed=True)
-            )
+            self.recovery.add(LostChild(child.worker_id, reason, [], crashed=True))
             self._replace(child, crashed=True)
 
     def _forward_stop(self) -> None:
@@ -301,9 +286,7 @@ class Supervisor:
         child.process.join()
         self._remove(child)
         reason = f"Worker process {child.worker_id} {why}"
-        self.recovery.pending.append(
-            LostChild(child.worker_id, reason, timed_out, crashed=False)
-        )
+        self.recovery.add(LostChild(child.worker_id, reason, timed_out, crashed=False))
         self._replace(child, crashed=False)
 
     def _kill_all(self) -> None:
