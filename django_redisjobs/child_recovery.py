@@ -20,7 +20,12 @@ from datetime import timedelta
 
 from . import signals
 from .conf import Settings
-from .exceptions import JobDoesNotExist, RedisUnavailable, UnknownBackgroundFunction
+from .exceptions import (
+    InvalidJob,
+    JobDoesNotExist,
+    RedisUnavailable,
+    UnknownBackgroundFunction,
+)
 from .execution import (
     AttemptResult,
     default_policy,
@@ -102,20 +107,19 @@ class ChildRecovery:
         if self._thread.is_alive() or self._pending:
             logger.warning(
                 "stopping without recording every lost worker process in Redis; "
-                "their jobs return when their leases expire"
+                "their jobs return to their queues when their leases expire"
             )
 
     def _loop(self) -> None:
-        backoff_s = _BACKOFF_FIRST_S
+        retry_in_s = 0.0
         closing = False
         while True:
-            closing = self._collect(backoff_s) or closing
-            if self._try_pending(backoff_s):
-                backoff_s = _BACKOFF_FIRST_S
-            else:
-                backoff_s = min(backoff_s * 2, _BACKOFF_MAX_S)
+            closing = self._collect(retry_in_s) or closing
             if closing:
-                return  # that was the last try
+                self._try_pending(None)
+                return
+            next_s = min(max(retry_in_s * 2, _BACKOFF_FIRST_S), _BACKOFF_MAX_S)
+            retry_in_s = 0.0 if self._try_pending(next_s) else next_s
 
     def _collect(self, backoff_s: float) -> bool:
         """Wait for lost children, or `backoff_s` when some are pending; take all
@@ -135,7 +139,7 @@ class ChildRecovery:
             except queue.Empty:
                 return closed
 
-    def _try_pending(self, backoff_s: float) -> bool:
+    def _try_pending(self, retry_in_s: float | None) -> bool:
         """Record every pending child; True when all got through."""
         failed: list[LostChild] = []
         for lost in self._pending:
@@ -143,13 +147,20 @@ class ChildRecovery:
                 self._record(lost)
             except _ERRORS as err:
                 logger.warning(
-                    "redis unavailable while recovering jobs of worker id=%s, "
-                    "retry in %.1fs: %s",
+                    "redis unavailable while recovering jobs of worker id=%s, %s: %s",
                     lost.worker_id,
-                    backoff_s,
+                    "giving up"
+                    if retry_in_s is None
+                    else f"retry in {retry_in_s:.1f}s",
                     err,
                 )
                 failed.append(lost)
+            except Exception:
+                # A bug or a corrupt job must not end this thread and every later
+                # recovery with it; lease expiry still takes these jobs back.
+                logger.exception(
+                    "could not record lost worker process id=%s", lost.worker_id
+                )
         self._pending = failed
         return not failed
 
@@ -199,6 +210,13 @@ class ChildRecovery:
         try:
             job = self.store.get(running.job_id, running.queue)
         except JobDoesNotExist:
+            return
+        except InvalidJob:
+            logger.exception(
+                "cannot record the timeout of a corrupt job id=%s queue=%s",
+                running.job_id,
+                running.queue,
+            )
             return
         if (
             job.status is not JobStatus.ACTIVE
