@@ -116,3 +116,24 @@ def test_recover_worker_script_leaves_candidates_it_does_not_hold(
     assert claimed.job.worker == "live-w"
     assert finished.refresh().status is JobStatus.SUCCEEDED
     assert finished.job.lost == 0
+
+
+def test_recover_worker_ends_a_job_whose_cancel_was_requested(redisjobs: Any) -> None:
+    handle = jobs.add.delay(1, 1)
+    now = now_epoch_ms()
+    store = redisjobs.store
+    store.claim("default", "dead-w", 1, now, LEASE_MS)
+    store.cancel(handle.id, "default", now)  # active: only flagged
+
+    recovered = store.recover_worker("default", "dead-w", "Worker dead-w died", now)
+
+    assert (recovered.requeued, recovered.dead, recovered.job_ids) == (
+        0,
+        0,
+        [handle.id],
+    )
+    job = handle.refresh().job
+    assert job.status is JobStatus.CANCELLED
+    assert job.lost == 1
+    cancelled_key = keys.cancelled(redisjobs.prefix, "default")
+    assert redisjobs.client.zscore(cancelled_key, handle.id) == now
