@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -468,6 +468,65 @@ class JobStore:
                 keys.job_channel_prefix(p, queue),
                 WORKER_LOST,
                 duration_ms(self.settings.result_ttl),
+            ],
+        )
+
+    def held_by(self, worker_id: str, queue: str, page: int = 1000) -> dict[str, int]:
+        """Job ids of `queue` that `worker_id` holds now, with their attempt numbers.
+
+        Reads the active set page by page (no lock): a caller that acts on the ids
+        must let a script check the holder again, as `recover_worker` and
+        `finish` do.
+        """
+        p = self.prefix
+        held: dict[str, int] = {}
+        offset = 0
+        while True:
+            # decode_responses is on (connection.py): members are str.
+            ids = cast(
+                list[str],
+                self.client.zrange(keys.active(p, queue), offset, offset + page - 1),
+            )
+            if not ids:
+                return held
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hmget(keys.job(p, queue, job_id), "worker", "attempts")
+                replies = pipe.execute()
+            for job_id, (holder, attempts) in zip(ids, replies, strict=True):
+                if holder == worker_id:
+                    held[job_id] = int(attempts or 0)
+            offset += page
+
+    def recover_worker(
+        self, queue: str, worker_id: str, reason: str, now_ms: int
+    ) -> Recovered:
+        """Take back at once the jobs of a worker known to be dead (see
+        `recover_expired`: the lost attempt counts); `reason` says how it died."""
+        held = self.held_by(worker_id, queue)
+        if not held:
+            return Recovered(0, 0, [])
+        p = self.prefix
+        return self.scripts.recover_worker(
+            [
+                keys.active(p, queue),
+                keys.ready(p, queue),
+                keys.prioritized(p, queue),
+                keys.dead(p, queue),
+                keys.marker(p, queue),
+                keys.job_prefix(p, queue),
+                keys.cancelled(p, queue),
+                keys.unique_prefix(p, queue),
+            ],
+            [
+                now_ms,
+                duration_ms(self.settings.dead_ttl),
+                keys.job_channel_prefix(p, queue),
+                WORKER_LOST,
+                duration_ms(self.settings.result_ttl),
+                worker_id,
+                reason,
+                *held,
             ],
         )
 

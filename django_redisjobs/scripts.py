@@ -22,6 +22,7 @@ SCRIPT_NAMES = (
     "cancel_job",
     "claim_cron_slot",
     "forget_cron_entries",
+    "recover_worker",
 )
 
 
@@ -104,6 +105,11 @@ class Scripts:
     def recover_expired(self, keys: Sequence[str], args: Sequence[Any]) -> Recovered:
         """Take back jobs with expired leases; counts and the ids."""
         reply = self._run("recover_expired", keys, args)
+        return Recovered(int(reply[0]), int(reply[1]), [str(i) for i in reply[2:]])
+
+    def recover_worker(self, keys: Sequence[str], args: Sequence[Any]) -> Recovered:
+        """Take back the jobs a dead worker held; counts and the ids."""
+        reply = self._run("recover_worker", keys, args)
         return Recovered(int(reply[0]), int(reply[1]), [str(i) for i in reply[2:]])
 
     def claim_cron_slot(self, keys: Sequence[str], args: Sequence[Any]) -> CronClaim:

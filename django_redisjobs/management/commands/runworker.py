@@ -1,6 +1,7 @@
 """``manage.py runworker``: run a worker until stopped (Django Channels has a command
 of the same name; install only one of the two apps in a project)."""
 
+import functools
 import logging
 import sys
 from datetime import timedelta
@@ -13,6 +14,11 @@ from django_redisjobs.exceptions import RedisJobsConfigurationError
 from django_redisjobs.keys import is_safe_name
 from django_redisjobs.queue import REDIS_ERRORS, get_store
 from django_redisjobs.registry import autodiscover, registry
+from django_redisjobs.supervisor import (
+    Supervisor,
+    SupervisorConfig,
+    install_supervisor_signal_handlers,
+)
 from django_redisjobs.worker import Worker, WorkerConfig, install_signal_handlers
 
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
@@ -69,6 +75,16 @@ class Command(BaseCommand):
             "(default 30). An idle worker notices a stop within 2 s.",
         )
         parser.add_argument(
+            "--processes",
+            type=int,
+            default=None,
+            help="Run this many worker processes under a supervisor, each with "
+            "--concurrency threads. A job past its timeout then has its process "
+            "killed and replaced, and a process that dies is replaced and its jobs "
+            "recovered at once; --max-jobs applies to each process, which is "
+            "replaced when it reaches it (default: one worker in this process).",
+        )
+        parser.add_argument(
             "--no-scheduler",
             action="store_true",
             help="Do not promote delayed jobs, enqueue cron entries or recover lost "
@@ -84,13 +100,36 @@ class Command(BaseCommand):
             store.client.ping()
         except REDIS_ERRORS as err:
             raise CommandError(f"Redis is unreachable: {err}") from err
-        worker = Worker(config, store=store, functions=registry)
-        install_signal_handlers(worker)
-        stats = worker.run()
+        if options["processes"] is not None:
+            by_status = self._supervise(config, options)
+        else:
+            worker = Worker(config, store=store, functions=registry)
+            install_signal_handlers(worker)
+            by_status = worker.run().by_status
         if config.burst:
-            counts = ", ".join(f"{k}={v}" for k, v in sorted(stats.by_status.items()))
-            total = sum(stats.by_status.values())
+            counts = ", ".join(f"{k}={v}" for k, v in sorted(by_status.items()))
+            total = sum(by_status.values())
             self.stdout.write(f"Burst done: {total} attempts ({counts or 'none'}).")
+
+    def _supervise(
+        self, config: WorkerConfig, options: dict[str, Any]
+    ) -> dict[str, int]:
+        supervisor = Supervisor(
+            SupervisorConfig(
+                processes=options["processes"],
+                worker=config,
+                prepare=functools.partial(_configure_logging, options["verbosity"]),
+            ),
+            functions=registry,
+        )
+        install_supervisor_signal_handlers(supervisor)
+        if supervisor.run() != 0:
+            raise CommandError(
+                "Stopped at once by a second interrupt; the jobs that were running "
+                "return to their queues when their leases expire.",
+                returncode=1,
+            )
+        return supervisor.by_status
 
     def _config(self, options: dict[str, Any]) -> WorkerConfig:
         try:
@@ -106,6 +145,8 @@ class Command(BaseCommand):
             raise CommandError("--max-jobs must be 1 or more.")
         if options["grace"] < 0:
             raise CommandError("--grace must be 0 or more.")
+        if options["processes"] is not None and options["processes"] < 1:
+            raise CommandError("--processes must be 1 or more.")
         return WorkerConfig(
             queues=queues or (settings.default_queue,),
             concurrency=options["concurrency"],
