@@ -449,27 +449,7 @@ class JobStore:
 
     def recover_expired(self, queue: str, now_ms: int, limit: int) -> Recovered:
         """Requeue (or bury) jobs whose lease ran out: their worker is gone."""
-        p = self.prefix
-        return self.scripts.recover_expired(
-            [
-                keys.active(p, queue),
-                keys.ready(p, queue),
-                keys.prioritized(p, queue),
-                keys.dead(p, queue),
-                keys.marker(p, queue),
-                keys.job_prefix(p, queue),
-                keys.cancelled(p, queue),
-                keys.unique_prefix(p, queue),
-            ],
-            [
-                now_ms,
-                limit,
-                duration_ms(self.settings.dead_ttl),
-                keys.job_channel_prefix(p, queue),
-                WORKER_LOST,
-                duration_ms(self.settings.result_ttl),
-            ],
-        )
+        return self._recover(queue, now_ms, limit, "", "", ())
 
     def held_by(self, worker_id: str, queue: str, page: int = 1000) -> dict[str, int]:
         """Job ids of `queue` that `worker_id` holds now, with their attempt numbers.
@@ -506,8 +486,19 @@ class JobStore:
         held = self.held_by(worker_id, queue)
         if not held:
             return Recovered(0, 0, [])
+        return self._recover(queue, now_ms, len(held), worker_id, reason, held)
+
+    def _recover(
+        self,
+        queue: str,
+        now_ms: int,
+        limit: int,
+        worker_id: str,
+        reason: str,
+        candidates: Iterable[str],
+    ) -> Recovered:
         p = self.prefix
-        return self.scripts.recover_worker(
+        return self.scripts.recover_jobs(
             [
                 keys.active(p, queue),
                 keys.ready(p, queue),
@@ -520,13 +511,14 @@ class JobStore:
             ],
             [
                 now_ms,
+                limit,
                 duration_ms(self.settings.dead_ttl),
                 keys.job_channel_prefix(p, queue),
                 WORKER_LOST,
                 duration_ms(self.settings.result_ttl),
                 worker_id,
                 reason,
-                *held,
+                *candidates,
             ],
         )
 

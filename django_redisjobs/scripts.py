@@ -18,11 +18,10 @@ SCRIPT_NAMES = (
     "claim_jobs",
     "finish_jobs",
     "promote_due",
-    "recover_expired",
+    "recover_jobs",
     "cancel_job",
     "claim_cron_slot",
     "forget_cron_entries",
-    "recover_worker",
 )
 
 
@@ -102,14 +101,9 @@ class Scripts:
         """Cancel one job; 1 cancelled, 2 cancel requested, 0 ended, -1 missing."""
         return int(self._run("cancel_job", keys, args))
 
-    def recover_expired(self, keys: Sequence[str], args: Sequence[Any]) -> Recovered:
-        """Take back jobs with expired leases; counts and the ids."""
-        reply = self._run("recover_expired", keys, args)
-        return Recovered(int(reply[0]), int(reply[1]), [str(i) for i in reply[2:]])
-
-    def recover_worker(self, keys: Sequence[str], args: Sequence[Any]) -> Recovered:
-        """Take back the jobs a dead worker held; counts and the ids."""
-        reply = self._run("recover_worker", keys, args)
+    def recover_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> Recovered:
+        """Take back jobs of a gone worker; counts and the ids."""
+        reply = self._run("recover_jobs", keys, args)
         return Recovered(int(reply[0]), int(reply[1]), [str(i) for i in reply[2:]])
 
     def claim_cron_slot(self, keys: Sequence[str], args: Sequence[Any]) -> CronClaim:

@@ -1,4 +1,4 @@
-"""recover_worker.lua through `JobStore.recover_worker`, against the suite's Redis."""
+"""recover_jobs.lua for a dead worker (`JobStore.recover_worker`)."""
 
 from typing import Any
 
@@ -87,7 +87,7 @@ def test_recover_worker_script_leaves_candidates_it_does_not_hold(
     outcome = Outcome(finished.id, "default", 1, "succeeded", ttl_ms=60_000)
     assert store.finish([outcome], "dead-w", now) == [1]
 
-    recovered = store.scripts.recover_worker(
+    recovered = store.scripts.recover_jobs(
         [
             keys.active(p, "default"),
             keys.ready(p, "default"),
@@ -100,6 +100,7 @@ def test_recover_worker_script_leaves_candidates_it_does_not_hold(
         ],
         [
             now,
+            10,
             60_000,
             "chan:",
             WORKER_LOST,
