@@ -3,7 +3,9 @@
 from .context import JobContext, current_job
 from .decorators import BackgroundFunction, background
 from .exceptions import (
+    InvalidCronEntry,
     InvalidJob,
+    JobCancelled,
     JobDoesNotExist,
     JobTimeout,
     NoCurrentJob,
@@ -22,8 +24,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackgroundFunction",
+    "InvalidCronEntry",
     "InvalidJob",
     "Job",
+    "JobCancelled",
     "JobContext",
     "JobDoesNotExist",
     "JobError",

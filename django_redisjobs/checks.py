@@ -6,9 +6,14 @@ from typing import Any
 from django.apps import AppConfig
 from django.core import checks
 
-from .conf import SETTING_NAME, raw_settings, validate
-from .exceptions import RedisJobsConfigurationError, RedisUnavailable
+from .conf import SETTING_NAME, parse_cron, raw_settings, validate
+from .exceptions import (
+    RedisJobsConfigurationError,
+    RedisUnavailable,
+    UnknownBackgroundFunction,
+)
 from .queue import get_store
+from .registry import registry
 
 _DURABILITY_IDS = {
     "aof": "redisjobs.W001",
@@ -20,12 +25,13 @@ _DURABILITY_IDS = {
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
-    """One error per invalid REDISJOBS key (ids redisjobs.E001 and up)."""
+    """One error per invalid REDISJOBS key or cron entry (ids redisjobs.E001 and
+    up: E002 cron expression, E004 time zone, E005 other cron entry fields)."""
     return [
         checks.Error(
             f"{SETTING_NAME}[{problem.key!r}] {problem.message}",
             hint=problem.hint,
-            id="redisjobs.E001",
+            id=problem.check_id,
         )
         for problem in validate(raw_settings())
     ]
@@ -58,6 +64,31 @@ def check_redis_durability(
     ]
 
 
+def check_cron_functions(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """redisjobs.E003: a cron entry names no importable background function."""
+    raw = raw_settings()
+    if not isinstance(raw, dict) or not isinstance(raw.get("CRON"), list | tuple):
+        return []
+    errors: list[checks.CheckMessage] = []
+    for entry in parse_cron(raw["CRON"])[0]:
+        try:
+            registry.load(entry.function)
+        except UnknownBackgroundFunction as err:
+            errors.append(
+                checks.Error(
+                    f"{SETTING_NAME}['CRON'] entry {entry.name!r} names function "
+                    f"{entry.function!r}: {err}",
+                    hint="Use the dotted name of a module-level function decorated "
+                    "with @background.",
+                    id="redisjobs.E003",
+                )
+            )
+    return errors
+
+
 def register() -> None:
     checks.register(check_settings, "redisjobs")
+    checks.register(check_cron_functions, "redisjobs")
     checks.register(check_redis_durability, "redisjobs", deploy=True)

@@ -13,7 +13,8 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
-from .exceptions import RedisJobsConfigurationError
+from .cron import CronEntry, parse_entry
+from .exceptions import InvalidCronEntry, RedisJobsConfigurationError
 from .keys import is_safe_name
 
 SETTING_NAME = "REDISJOBS"
@@ -35,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "ON_COMMIT": True,
     "EAGER": False,
     "AUTODISCOVER_MODULES": ["tasks"],
+    "CRON": [],
 }
 
 # Used when neither REDIS_URL nor CACHE_ALIAS is given.
@@ -48,6 +50,7 @@ class Problem:
     key: str
     message: str
     hint: str
+    check_id: str = "redisjobs.E001"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,9 @@ class Settings:
     on_commit: bool = True
     eager: bool = False
     autodiscover_modules: tuple[str, ...] = ("tasks",)
+    cron: tuple[CronEntry, ...] = ()
+    #: Django's TIME_ZONE: the zone of cron entries that name none.
+    time_zone: str = "UTC"
 
 
 def _positive_number(value: Any) -> bool:
@@ -112,7 +118,17 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "ON_COMMIT": (lambda v: isinstance(v, bool), "True or False"),
     "EAGER": (lambda v: isinstance(v, bool), "True or False"),
     "AUTODISCOVER_MODULES": (_str_list, "a list of module names such as ['tasks']"),
+    "CRON": (lambda v: isinstance(v, list | tuple), "a list of cron entry dicts"),
 }
+
+# System check ids of cron entry problems, by the entry key at fault; E003 (unknown
+# function) comes from checks.py, which can look functions up.
+_CRON_CHECK_IDS = {"schedule": "redisjobs.E002", "timezone": "redisjobs.E004"}
+_CRON_HINT = (
+    "Each entry is a dict with 'name', 'function' and 'schedule', and optionally "
+    "'args', 'kwargs', 'queue', 'timezone', 'missed' and 'missed_limit'; see "
+    "docs/cron.md."
+)
 
 
 def validate(raw: Any) -> list[Problem]:
@@ -138,7 +154,51 @@ def validate(raw: Any) -> list[Problem]:
                 "Name Redis once: either REDIS_URL or CACHE_ALIAS.",
             )
         )
+    if isinstance(raw.get("CRON"), list | tuple):
+        problems.extend(_cron_problems(raw["CRON"]))
     return problems
+
+
+def time_zone() -> str:
+    """Django's TIME_ZONE, the default zone of cron entries (UTC when None)."""
+    return getattr(django_settings, "TIME_ZONE", None) or "UTC"
+
+
+def parse_cron(raw_entries: Any) -> tuple[list[CronEntry], list[InvalidCronEntry]]:
+    """Parse ``REDISJOBS["CRON"]``: the valid entries and an error per invalid one."""
+    entries: list[CronEntry] = []
+    errors: list[InvalidCronEntry] = []
+    names: set[str] = set()
+    for raw in raw_entries:
+        try:
+            entry = parse_entry(raw, default_timezone=time_zone())
+        except InvalidCronEntry as err:
+            errors.append(err)
+            continue
+        if entry.name in names:
+            errors.append(
+                InvalidCronEntry(
+                    f"Cron entry {entry.name!r} appears more than once; names "
+                    "identify fire times and must be unique.",
+                    field="name",
+                )
+            )
+            continue
+        names.add(entry.name)
+        entries.append(entry)
+    return entries, errors
+
+
+def _cron_problems(raw_entries: Any) -> list[Problem]:
+    return [
+        Problem(
+            "CRON",
+            f"has an invalid entry: {err}",
+            _CRON_HINT,
+            _CRON_CHECK_IDS.get(err.field, "redisjobs.E005"),
+        )
+        for err in parse_cron(raw_entries)[1]
+    ]
 
 
 def _seconds(value: float) -> timedelta:
@@ -168,6 +228,8 @@ def _build(raw: dict[str, Any]) -> Settings:
         on_commit=values["ON_COMMIT"],
         eager=values["EAGER"],
         autodiscover_modules=tuple(values["AUTODISCOVER_MODULES"]),
+        cron=tuple(parse_cron(values["CRON"])[0]),
+        time_zone=time_zone(),
     )
 
 
@@ -190,6 +252,7 @@ def get_settings() -> Settings:
 
 
 def clear_cache(*, setting: str, **kwargs: Any) -> None:
-    """`setting_changed` receiver: forget cached settings when REDISJOBS changes."""
-    if setting == SETTING_NAME:
+    """`setting_changed` receiver: forget cached settings when REDISJOBS (or the
+    TIME_ZONE of cron entries) changes."""
+    if setting in (SETTING_NAME, "TIME_ZONE"):
         get_settings.cache_clear()

@@ -1,10 +1,32 @@
-"""The running job's context, for job code: id, attempt, progress."""
+"""The running job's context, for job code: id, attempt, progress, cancellation."""
 
 import contextvars
-from dataclasses import dataclass
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from .exceptions import NoCurrentJob
-from .queue import JobStore
+from .queue import REDIS_ERRORS, JobStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CancelCheck:
+    """What `JobContext.is_cancelled()` last read, so a job that asks in a tight
+    loop reads Redis at most once per `max_age_s` (a cancel is final: once seen,
+    it is never read again)."""
+
+    max_age_s: float = 0.5
+    clock: Callable[[], float] = time.monotonic
+    cancelled: bool = False
+    read_at: float | None = None
+
+    def due(self) -> bool:
+        if self.cancelled:
+            return False
+        return self.read_at is None or self.clock() - self.read_at >= self.max_age_s
 
 
 @dataclass(frozen=True)
@@ -17,12 +39,33 @@ class JobContext:
     attempt: int
     max_attempts: int
     store: JobStore | None  # None in eager mode: nothing is in Redis
+    cancel_check: CancelCheck = field(
+        default_factory=CancelCheck, compare=False, repr=False
+    )
 
     def set_progress(self, fraction: float) -> None:
-        """Record progress between 0 and 1; handles and the admin show it."""
+        """Record progress between 0 and 1; `JobHandle.progress` shows it."""
         fraction = min(max(float(fraction), 0.0), 1.0)
         if self.store is not None:
             self.store.set_progress(self.id, self.queue, fraction)
+
+    def is_cancelled(self) -> bool:
+        """Tell whether `JobHandle.cancel()` was called for this job while it ran.
+
+        Reads Redis at most every half second; a cancel seen once stays seen. The
+        job honours it by raising `JobCancelled`, which ends the job as cancelled.
+        If Redis cannot be reached, the last answer stands (logged at WARNING).
+        Always False in eager mode.
+        """
+        check = self.cancel_check
+        if self.store is None or not check.due():
+            return check.cancelled
+        try:
+            check.cancelled = self.store.cancel_requested(self.id, self.queue)
+        except REDIS_ERRORS as err:
+            logger.warning("could not read cancel flag job id=%s: %s", self.id, err)
+        check.read_at = check.clock()
+        return check.cancelled
 
 
 _current: contextvars.ContextVar[JobContext] = contextvars.ContextVar(

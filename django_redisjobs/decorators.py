@@ -1,6 +1,8 @@
 """`@background`: turns a module-level function into a `BackgroundFunction`."""
 
 import dataclasses
+import functools
+import hashlib
 import importlib
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -9,13 +11,15 @@ from datetime import datetime, timedelta
 from typing import Any, overload
 
 from .conf import get_settings
-from .exceptions import InvalidJob, UnknownBackgroundFunction
+from .cron import parse_schedule
+from .exceptions import InvalidCronEntry, InvalidJob, UnknownBackgroundFunction
 from .handle import JobHandle
 from .job import (
     MAX_PRIORITY,
     MIN_PRIORITY,
     Job,
     JobStatus,
+    duration_ms,
     from_ms,
     new_job_id,
     now_epoch_ms,
@@ -24,7 +28,7 @@ from .job import (
 from .keys import is_safe_name
 from .queue import EnqueueRequest
 from .registry import FunctionSpec, dotted_name, registry
-from .serialization import encode_arguments
+from .serialization import canonical, encode_arguments
 from .transactions import submit
 
 
@@ -37,6 +41,21 @@ class JobOptions:
     max_attempts: int | None = None
     timeout: timedelta | None = None
     result_ttl: timedelta | None = None
+    unique: bool | None = None
+    unique_for: timedelta | None = None
+
+
+MAX_UNIQUE_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What one `enqueue()` call adds to the function's options."""
+
+    delay: timedelta | None = None
+    run_at: datetime | None = None
+    at_front: bool = False
+    unique_key: str | None = None
 
 
 def _check_options(options: JobOptions) -> None:
@@ -53,6 +72,23 @@ def _check_options(options: JobOptions) -> None:
         )
     if options.max_attempts is not None and options.max_attempts < 1:
         raise InvalidJob(f"max_attempts is {options.max_attempts!r}; use 1 or more.")
+    for name in ("timeout", "result_ttl", "unique_for"):
+        value = getattr(options, name)
+        if value is not None and value <= timedelta(0):
+            raise InvalidJob(f"{name} is {value!r}; use a positive timedelta.")
+
+
+def _check_unique_key(key: str) -> None:
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_UNIQUE_KEY_LENGTH:
+        raise InvalidJob(
+            f"unique_key {key!r} is not valid; use a non-empty string of at most "
+            f"{MAX_UNIQUE_KEY_LENGTH} characters."
+        )
+
+
+@functools.cache
+def _signature(func: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(func)
 
 
 class BackgroundFunction[**P, R]:
@@ -81,7 +117,7 @@ class BackgroundFunction[**P, R]:
 
     def using(self, **changes: Any) -> "BackgroundFunction[P, R]":
         """A copy with other defaults (queue, priority, max_attempts, timeout,
-        result_ttl), like Django's `Task.using()`."""
+        result_ttl, unique, unique_for), like Django's `Task.using()`."""
         options = dataclasses.replace(self.options, **changes)
         _check_options(options)
         return BackgroundFunction(self.spec, options)
@@ -96,22 +132,43 @@ class BackgroundFunction[**P, R]:
         kwargs: Mapping[str, Any] | None = None,
         *,
         queue: str | None = None,
+        priority: int | None = None,
         delay: timedelta | None = None,
         run_at: datetime | None = None,
         at_front: bool = False,
+        unique: bool | None = None,
+        unique_key: str | None = None,
+        unique_for: timedelta | None = None,
         on_commit: bool | None = None,
         using: str | None = None,
     ) -> JobHandle:
         """Enqueue one call; returns its handle (status PENDING inside a transaction).
 
+        `queue` and `priority` (-100..100, higher first) override the function's.
         `delay` or `run_at` (an aware datetime) make the job wait; `at_front` puts it
-        at the head of its queue. `on_commit` overrides ``REDISJOBS["ON_COMMIT"]``
+        ahead of the jobs of its priority already waiting. `unique=True` (a key
+        from the function and its arguments) or `unique_key` make the job unique in
+        its queue: while a job with that key is queued, scheduled or active, and
+        until `unique_for` after its enqueue, the handle returned is that job's and
+        nothing new is stored. `on_commit` overrides ``REDISJOBS["ON_COMMIT"]``
         and `using` names the database whose transaction to follow. Raises
-        `SerializationError` for arguments that JSON cannot carry unchanged, and
-        `RedisUnavailable` when Redis cannot be reached outside a transaction.
+        `InvalidJob` for bad options, `SerializationError` for arguments that JSON
+        cannot carry unchanged, and `RedisUnavailable` when Redis cannot be reached
+        outside a transaction.
         """
-        fn = self.using(queue=queue) if queue else self
-        request = fn._request(args, kwargs or {}, delay, run_at, at_front)
+        changes = {
+            name: value
+            for name, value in (
+                ("queue", queue),
+                ("priority", priority),
+                ("unique", unique),
+                ("unique_for", unique_for),
+            )
+            if value is not None
+        }
+        fn = self.using(**changes) if changes else self
+        call = _Call(delay, run_at, at_front, unique_key)
+        request = fn._request(args, kwargs or {}, call)
         return submit(self.spec, [request], on_commit=on_commit, using=using)[0]
 
     def enqueue_many(
@@ -122,25 +179,18 @@ class BackgroundFunction[**P, R]:
         using: str | None = None,
     ) -> list[JobHandle]:
         """Enqueue many calls, as (args, kwargs) pairs, in one Redis round trip."""
-        requests = [self._request(a, k, None, None, False) for a, k in calls]
+        requests = [self._request(a, k, _Call()) for a, k in calls]
         return submit(self.spec, requests, on_commit=on_commit, using=using)
 
     def _request(
-        self,
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-        delay: timedelta | None,
-        run_at: datetime | None,
-        at_front: bool,
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], call: _Call
     ) -> EnqueueRequest:
         self._check_resolvable()
         args_json, kwargs_json = encode_arguments(args, kwargs)
         settings = get_settings()
         now_ms = now_epoch_ms()
-        if delay is not None:
-            run_at = from_ms(now_ms + round(delay.total_seconds() * 1000))
-        elif run_at is not None:
-            run_at = from_ms(to_ms(run_at))
+        run_at_ms = _run_at_ms(call.delay, call.run_at, now_ms)
+        unique_key, unique_until = self._unique(args, kwargs, call.unique_key, now_ms)
         opts, spec = self.options, self.spec
         job = Job(
             id=new_job_id(now_ms),
@@ -148,17 +198,60 @@ class BackgroundFunction[**P, R]:
             queue=opts.queue or spec.queue or settings.default_queue,
             args=list(args),
             kwargs=dict(kwargs),
-            status=JobStatus.SCHEDULED if run_at else JobStatus.QUEUED,
+            status=JobStatus.SCHEDULED if run_at_ms > now_ms else JobStatus.QUEUED,
             priority=_first(opts.priority, spec.priority, 0),
             max_attempts=_first(
                 opts.max_attempts, spec.max_attempts, settings.max_attempts
             ),
-            timeout=opts.timeout or spec.timeout or settings.timeout,
-            result_ttl=opts.result_ttl or spec.result_ttl or settings.result_ttl,
+            timeout=_first_set(opts.timeout, spec.timeout, settings.timeout),
+            result_ttl=_first_set(
+                opts.result_ttl, spec.result_ttl, settings.result_ttl
+            ),
             enqueued_at=from_ms(now_ms),
-            run_at=run_at,
+            run_at=from_ms(run_at_ms) if run_at_ms > now_ms else None,
+            unique_key=unique_key,
+            unique_until=unique_until,
         )
-        return EnqueueRequest(job, args_json, kwargs_json, at_front)
+        return EnqueueRequest(job, args_json, kwargs_json, call.at_front)
+
+    def _unique(
+        self,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        unique_key: str | None,
+        now_ms: int,
+    ) -> tuple[str, datetime | None]:
+        """The job's unique key ("" when it is not unique) and window end."""
+        opts, spec = self.options, self.spec
+        unique_for = opts.unique_for or spec.unique_for
+        if opts.unique is not None:
+            unique = opts.unique
+        else:
+            unique = spec.unique or unique_for is not None
+        if unique_key is not None:
+            if opts.unique is False:
+                raise InvalidJob("unique_key was given together with unique=False.")
+            _check_unique_key(unique_key)
+        elif unique:
+            unique_key = self._arguments_key(args, kwargs)
+        else:
+            return "", None
+        if unique_for is None:
+            return unique_key, None
+        return unique_key, from_ms(now_ms + duration_ms(unique_for))
+
+    def _arguments_key(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+        """The function's name and a digest of the arguments bound to its
+        parameters, so ``f(1, b=2)`` and ``f(b=2, a=1)`` give the same key."""
+        try:
+            bound = _signature(self.spec.func).bind(*args, **kwargs)
+        except TypeError as err:
+            raise InvalidJob(
+                f"The arguments do not fit {self.spec.name}(): {err}; a unique key "
+                "is made from them."
+            ) from err
+        digest = hashlib.sha256(canonical(bound.arguments).encode()).hexdigest()
+        return f"{self.spec.name}:{digest}"
 
     def _check_resolvable(self) -> None:
         """The worker finds functions by name; make sure the name leads back here."""
@@ -175,8 +268,44 @@ class BackgroundFunction[**P, R]:
         self._resolved = True
 
 
+def _check_cron(spec: FunctionSpec) -> None:
+    """A decorated cron entry: a valid expression, a usable name, no arguments."""
+    parse_schedule(spec.cron, "UTC", entry=spec.name)
+    if not is_safe_name(spec.name):
+        raise InvalidCronEntry(
+            f"Cron entry {spec.name!r} is named after its function, and the name "
+            "may only hold letters, digits, '_', '.' and '-'.",
+            field="name",
+        )
+    try:
+        inspect.signature(spec.func).bind()
+    except TypeError as err:
+        raise InvalidCronEntry(
+            f"Cron entry {spec.name!r} calls its function without arguments, but "
+            f"it requires some ({err}); use REDISJOBS['CRON'] to pass them.",
+            field="args",
+        ) from err
+
+
 def _first(*values: int | None) -> int:
     return next(v for v in values if v is not None)
+
+
+def _first_set(*values: timedelta | None) -> timedelta | None:
+    return next((v for v in values if v is not None), None)
+
+
+def _run_at_ms(delay: timedelta | None, run_at: datetime | None, now_ms: int) -> int:
+    """When the job may start, in epoch ms; `now_ms` (or earlier) means at once."""
+    if delay is not None and run_at is not None:
+        raise InvalidJob("Pass either delay or run_at, not both.")
+    if delay is not None:
+        return now_ms + round(delay.total_seconds() * 1000)
+    if run_at is not None:
+        if run_at.tzinfo is None:
+            raise InvalidJob(f"run_at must be an aware datetime, got {run_at!r}.")
+        return to_ms(run_at)
+    return now_ms
 
 
 @overload
@@ -191,11 +320,14 @@ def background[**P, R](
     max_attempts: int | None = None,
     timeout: timedelta | None = None,
     result_ttl: timedelta | None = None,
+    unique: bool = False,
+    unique_for: timedelta | None = None,
     backoff_base: timedelta | None = None,
     backoff_max: timedelta | None = None,
     jitter: bool | None = None,
     retry_on: tuple[type[BaseException], ...] = (),
     no_retry_on: tuple[type[BaseException], ...] = (),
+    cron: str | None = None,
 ) -> Callable[[Callable[P, R]], BackgroundFunction[P, R]]: ...
 
 
@@ -205,6 +337,9 @@ def background(func: Callable[..., Any] | None = None, /, **options: Any) -> Any
     Use bare (``@background``) or with options. Calling the result runs the
     function inline; ``.delay()``/``.enqueue()`` store a job for a worker. Options
     left as None take their value from ``REDISJOBS`` when a job is enqueued.
+    ``cron="*/5 * * * *"`` also makes it a cron entry named after the function
+    (in ``TIME_ZONE``, without arguments); raises `InvalidCronEntry` for a bad
+    expression.
     """
 
     def decorate(f: Callable[..., Any]) -> BackgroundFunction[Any, Any]:
@@ -220,8 +355,16 @@ def background(func: Callable[..., Any] | None = None, /, **options: Any) -> Any
             max_attempts=spec.max_attempts,
             timeout=spec.timeout,
             result_ttl=spec.result_ttl,
+            unique=spec.unique,
+            unique_for=spec.unique_for,
         )
         _check_options(job_options)
+        for name in ("backoff_base", "backoff_max"):
+            value = getattr(spec, name)
+            if value is not None and value <= timedelta(0):
+                raise InvalidJob(f"{name} is {value!r}; use a positive timedelta.")
+        if spec.cron is not None:
+            _check_cron(spec)
         registry.register(spec)
         return BackgroundFunction(spec, JobOptions())
 

@@ -26,7 +26,7 @@ class InvalidJob(RedisJobsError):
 
 
 class RedisUnavailable(RedisJobsError):
-    """Raised when Redis cannot be reached to store or read a job."""
+    """Raised when Redis cannot be reached, or refuses a write, for a job."""
 
 
 class WaitTimeout(RedisJobsError, TimeoutError):
@@ -46,9 +46,25 @@ class Retry(RedisJobsError):  # noqa: N818 - job code raises it as a request, no
         super().__init__(reason or "Retry requested.")
 
 
+class JobCancelled(RedisJobsError):  # noqa: N818 - job code raises it to end as cancelled
+    """Raised by job code to end its job as cancelled, e.g. once `is_cancelled()`."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason or "The job was cancelled on request.")
+
+
 class RedisJobsConfigurationError(ImproperlyConfigured):
     """Raised when `settings.REDISJOBS` holds an invalid value."""
 
 
 class NoCurrentJob(RedisJobsError, LookupError):
     """Raised by `current_job()` when called outside a running job."""
+
+
+class InvalidCronEntry(RedisJobsConfigurationError):
+    """Raised for a cron entry with a bad expression, time zone or option."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        #: The entry key at fault ("schedule", "timezone", ...); "" for the whole.
+        self.field = field
+        super().__init__(message)

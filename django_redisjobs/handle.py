@@ -1,12 +1,13 @@
 """`JobHandle`: a job's id plus its last-read state, and a way to wait for its end."""
 
+import dataclasses
 import time
 from datetime import timedelta
 from typing import Any
 
 from .exceptions import JobDoesNotExist, WaitTimeout
-from .job import Job, JobError, JobStatus
-from .queue import get_store
+from .job import Job, JobError, JobStatus, now_epoch_ms
+from .queue import Cancelled, get_store
 
 
 class JobHandle:
@@ -89,6 +90,27 @@ class JobHandle:
             if self._job.status is not JobStatus.PENDING:
                 raise
         return self
+
+    def cancel(self) -> bool:
+        """Cancel the job; return False if it had already ended (nothing changes).
+
+        A queued, scheduled or retrying job is taken out of its queue and ends
+        `cancelled` at once. An active job gets a cancel flag: it ends `cancelled`
+        if its code honours the flag (`current_job().is_cancelled()`, then raise
+        `JobCancelled`), if its worker has not started it yet, or if it would be
+        retried or run again; otherwise it ends as it would have. A `pending` handle
+        (inside a transaction) is cancelled locally and the job is never written.
+        The handle is refreshed. Raises `JobDoesNotExist` for a job no longer in
+        Redis and `RedisUnavailable` when Redis cannot be reached.
+        """
+        if not self._in_redis:
+            if self._job.status is not JobStatus.PENDING:
+                return False  # eager mode: the job already ran
+            self._job = dataclasses.replace(self._job, status=JobStatus.CANCELLED)
+            return True
+        done = get_store().cancel(self.id, self.queue, now_epoch_ms())
+        self.refresh()
+        return done is not Cancelled.ALREADY_FINISHED
 
     def wait(self, timeout: timedelta = timedelta(seconds=30)) -> "JobHandle":
         """Block until the job succeeds, dies or is cancelled; returns the handle.

@@ -58,6 +58,7 @@ ENQUEUE_FIELDS = (
     "run_at_ms",
     "score",
     "unique_key",
+    "unique_until_ms",
 )
 
 
@@ -96,6 +97,7 @@ class Job:
     lost: int = 0
     cancel_requested: bool = False
     unique_key: str = ""
+    unique_until: datetime | None = None  # end of the `unique_for` window
 
     @property
     def result(self) -> Any:
@@ -132,18 +134,32 @@ def duration_ms(value: timedelta | None) -> int:
     return int(value.total_seconds() * 1000) if value is not None else 0
 
 
-def priority_score(priority: int, enqueued_ms: int) -> int:
-    """Sorted-set score for a ready job at a non-default priority."""
-    return (MAX_PRIORITY - priority) * _PRIORITY_STEP + enqueued_ms
+def priority_score(priority: int, enqueued_ms: int, *, at_front: bool = False) -> int:
+    """Sorted-set score for a ready job at a non-default priority.
+
+    `at_front` puts the job ahead of every job of its priority, the latest such
+    enqueue first (LIFO, like LPUSH on the default list): enqueue ms stay below
+    `_PRIORITY_STEP`, so subtracting them never leaves the priority's band.
+    """
+    band = (MAX_PRIORITY - priority) * _PRIORITY_STEP
+    return band - enqueued_ms if at_front else band + enqueued_ms
 
 
 # Jobs with a score below this bound have a priority above the default.
 DEFAULT_PRIORITY_BOUND = priority_score(DEFAULT_PRIORITY, 0)
 
 
-def enqueue_values(job: Job, args_json: str, kwargs_json: str) -> list[str | int]:
-    """The values of `ENQUEUE_FIELDS` for `job`, in order."""
+def enqueue_values(
+    job: Job, args_json: str, kwargs_json: str, *, at_front: bool = False
+) -> list[str | int]:
+    """The values of `ENQUEUE_FIELDS` for `job`, in order.
+
+    `at_front` orders a job at a non-default priority ahead of its equals; it has
+    no effect on a delayed job, which takes its place when it falls due.
+    """
     enq_ms = to_ms(job.enqueued_at) if job.enqueued_at else now_epoch_ms()
+    run_at_ms = to_ms(job.run_at) if job.run_at else 0
+    front = at_front and run_at_ms <= enq_ms
     return [
         job.id,
         job.func,
@@ -155,11 +171,12 @@ def enqueue_values(job: Job, args_json: str, kwargs_json: str) -> list[str | int
         duration_ms(job.timeout),
         duration_ms(job.result_ttl),
         enq_ms,
-        to_ms(job.run_at) if job.run_at else 0,
+        run_at_ms,
         ""
         if job.priority == DEFAULT_PRIORITY
-        else priority_score(job.priority, enq_ms),
+        else priority_score(job.priority, enq_ms, at_front=front),
         job.unique_key,
+        to_ms(job.unique_until) if job.unique_until else 0,
     ]
 
 
@@ -219,4 +236,5 @@ def _from_fields(fields: dict[str, str]) -> Job:
         lost=_int(fields, "lost"),
         cancel_requested=fields.get("cancel_requested") == "1",
         unique_key=fields.get("unique_key", ""),
+        unique_until=from_ms(_int(fields, "unique_until_ms")),
     )

@@ -58,6 +58,17 @@ def marker(prefix: str, queue: str) -> str:
     return f"{_tag(prefix, queue)}:marker"
 
 
+def cron(prefix: str, queue: str) -> str:
+    """Hash of the state of the cron entries that enqueue into the queue.
+
+    Per entry name: ``name`` the ms up to which fire times are handled,
+    ``name:fired`` the fire ms of the last job enqueued, ``name:seen`` the ms at
+    which a scheduler that knows the entry last said so. The queue's hash tag lets
+    one script claim a fire time and store its job atomically.
+    """
+    return f"{_tag(prefix, queue)}:cron"
+
+
 def job_prefix(prefix: str, queue: str) -> str:
     """Key prefix of the queue's job hashes; scripts append the job id to it."""
     return f"{_tag(prefix, queue)}:job:"
@@ -66,6 +77,20 @@ def job_prefix(prefix: str, queue: str) -> str:
 def job(prefix: str, queue: str, job_id: str) -> str:
     """Hash of one job's fields."""
     return f"{job_prefix(prefix, queue)}{job_id}"
+
+
+def unique_prefix(prefix: str, queue: str) -> str:
+    """Key prefix of the queue's unique locks; scripts append a job's `unique_key`.
+
+    The suffix comes after the queue's hash tag, so whatever it holds (even braces)
+    the lock lies in the queue's cluster slot.
+    """
+    return f"{_tag(prefix, queue)}:unique:"
+
+
+def unique(prefix: str, queue: str, unique_key: str) -> str:
+    """String holding the id of the job that holds `unique_key` in the queue."""
+    return f"{unique_prefix(prefix, queue)}{unique_key}"
 
 
 def job_channel_prefix(prefix: str, queue: str) -> str:

@@ -8,18 +8,20 @@ delivers it between bytecodes (a job blocked in C code notices once it returns).
 
 import asyncio
 import ctypes
+import dataclasses
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from .conf import Settings
 from .exceptions import JobTimeout
-from .execution import AttemptResult, _conclude_timeout, run_async, run_sync
+from .execution import AttemptResult, run_async, run_sync
 from .job import Job
 from .queue import JobStore
 from .registry import FunctionSpec
@@ -34,6 +36,7 @@ class _Running:
     job: Job
     thread_id: int
     deadline: float | None  # time.monotonic() value
+    in_job_code: bool = False  # the watchdog may raise only while this holds
     timed_out: bool = False
 
 
@@ -112,6 +115,8 @@ class ExecutorPool:
             for running in self._running.values():
                 if running.deadline is None or running.timed_out:
                     continue
+                if not running.in_job_code:
+                    continue
                 if running.deadline <= now:
                     running.timed_out = True
                     _raise_in_thread(running.thread_id)
@@ -120,35 +125,53 @@ class ExecutorPool:
         return upcoming
 
     def _serve(self) -> None:
-        while (item := self._work.get()) is not None:
-            spec, job = item
-            result = self._run_guarded(spec, job)
-            try:
-                self._done(result)
-            except JobTimeout:  # a late delivery of the watchdog's exception
-                self._done(result)
+        try:
+            while (item := self._work.get()) is not None:
+                spec, job = item
+                self._done(self._run_guarded(spec, job))
+        finally:
+            # Connections are per thread; close this thread's before it ends.
+            connections.close_all()
 
     def _run_guarded(self, spec: FunctionSpec, job: Job) -> AttemptResult:
         deadline = (
             time.monotonic() + job.timeout.total_seconds() if job.timeout else None
         )
+        running = _Running(job, threading.get_ident(), deadline)
         with self._lock:
-            self._running[job.id] = _Running(job, threading.get_ident(), deadline)
+            self._running[job.id] = running
         if deadline is not None:
             self._deadline_set.set()  # the watchdog recomputes its next wake
         # Like a request, a job starts and ends with Django's connection checks, so
         # a worker thread never keeps a broken or outlived database connection.
         close_old_connections()
         try:
-            return run_sync(spec, job, self._settings, self._store)
-        except JobTimeout:
-            # Delivered outside the job's own try block, e.g. while its result was
-            # being checked: the attempt still ran out of time.
-            return _conclude_timeout(spec, job, self._settings)
+            fenced = dataclasses.replace(spec, func=self._fence(spec.func, running))
+            return run_sync(fenced, job, self._settings, self._store)
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
             close_old_connections()
+
+    def _fence(self, func: Callable[..., Any], running: _Running) -> Callable[..., Any]:
+        """Arm the watchdog only while `func` runs.
+
+        A JobTimeout raised (or still pending) anywhere in here surfaces inside
+        run_sync's own handler; once `func` returns, a pending one is cleared under
+        the watchdog's lock, so it can never hit the pool's own code.
+        """
+
+        def fenced(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                running.in_job_code = True
+            try:
+                return func(*args, **kwargs)
+            finally:
+                with self._lock:
+                    running.in_job_code = False
+                    _clear_pending_exception(running.thread_id)
+
+        return fenced
 
     async def _run_coroutine(self, spec: FunctionSpec, job: Job) -> None:
         with self._lock:
@@ -169,6 +192,10 @@ class ExecutorPool:
             thread.start()
             self._loop, self._loop_thread = loop, thread
         return self._loop
+
+
+def _clear_pending_exception(thread_id: int) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), None)
 
 
 def _raise_in_thread(thread_id: int) -> None:

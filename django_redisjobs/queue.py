@@ -10,7 +10,8 @@ import enum
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 import redis
 
@@ -27,8 +28,10 @@ from .job import (
     duration_ms,
     enqueue_values,
     from_fields,
+    from_ms,
+    to_ms,
 )
-from .scripts import Claimed, Recovered, parse_codes
+from .scripts import Claimed, CronClaim, Recovered, parse_codes, parse_enqueued
 
 WORKER_LOST = "django_redisjobs.WorkerLost"
 
@@ -66,6 +69,22 @@ class EnqueueRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Placed:
+    """What became of one `EnqueueRequest`."""
+
+    job_id: str  # the request's own id, or the id of the job holding its unique key
+    stored: bool  # False: a replayed id, or a unique key another job holds
+
+
+class Cancelled(enum.IntEnum):
+    """What `JobStore.cancel` did, as `cancel_job.lua` reports it."""
+
+    ENDED = 1  # it was waiting; now it is cancelled
+    REQUESTED = 2  # it is active; its cancel_requested flag is set
+    ALREADY_FINISHED = 0  # it had ended; nothing changed
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """How one claimed attempt ended, to be recorded by `JobStore.finish`."""
 
@@ -91,6 +110,15 @@ class Outcome:
             error.message,
             error.traceback,
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class CronState:
+    """What Redis holds about one cron entry (None: nothing yet)."""
+
+    handled_until: datetime | None  # fire times up to here were claimed or skipped
+    last_fired: datetime | None  # the fire time of the last job enqueued
+    seen: datetime | None  # when a scheduler that knows the entry last said so
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +153,7 @@ class JobStore:
             keys.scheduled(p, queue),
             keys.marker(p, queue),
             keys.job_prefix(p, queue),
+            keys.unique_prefix(p, queue),
         ]
 
     def _claim_keys(self, queue: str) -> list[str]:
@@ -149,25 +178,47 @@ class JobStore:
             keys.prioritized(p, queue),
             keys.marker(p, queue),
             keys.job_prefix(p, queue),
+            keys.unique_prefix(p, queue),
         ]
 
     # -- enqueue ------------------------------------------------------------
 
     def enqueue(self, requests: Sequence[EnqueueRequest], now_ms: int) -> list[bool]:
-        """Store jobs in one round trip; True per job stored, False per known id.
+        """Store jobs in one round trip; True per job stored, False per known id or
+        per unique key another job holds (see `enqueue_detailed`).
 
         Raises `RedisUnavailable` when Redis cannot be reached; then nothing of a
         queue's batch was stored.
         """
+        return [placed.stored for placed in self.enqueue_detailed(requests, now_ms)]
+
+    def enqueue_detailed(
+        self, requests: Sequence[EnqueueRequest], now_ms: int
+    ) -> list[Placed]:
+        """Like `enqueue`, but say per request which job stands for it: itself, or
+        the job that holds its unique key (then nothing was stored for it)."""
+        codes = self._enqueue_codes(requests, now_ms)
+        return [
+            Placed(code, False)
+            if isinstance(code, str)
+            else Placed(r.job.id, code == 1)
+            for r, code in zip(requests, codes, strict=True)
+        ]
+
+    def _enqueue_codes(
+        self, requests: Sequence[EnqueueRequest], now_ms: int
+    ) -> list[int | str]:
         by_queue: dict[str, list[int]] = defaultdict(list)
         for index, request in enumerate(requests):
             by_queue[request.job.queue].append(index)
-        stored = [False] * len(requests)
+        stored: list[int | str] = [0] * len(requests)
         if not requests:
             return stored
         try:
             return self._enqueue_pipelined(requests, by_queue, now_ms, stored)
-        except REDIS_ERRORS as err:
+        except redis.RedisError as err:
+            # Out of memory or a read-only replica loses the job as surely as an
+            # outage: the caller gets one error type for "not stored".
             raise RedisUnavailable(
                 f"Could not store {len(requests)} job(s) in Redis: {err}"
             ) from err
@@ -177,8 +228,8 @@ class JobStore:
         requests: Sequence[EnqueueRequest],
         by_queue: Mapping[str, list[int]],
         now_ms: int,
-        stored: list[bool],
-    ) -> list[bool]:
+        stored: list[int | str],
+    ) -> list[int | str]:
         with self.client.pipeline(transaction=False) as pipe:
             # SADD on every enqueue, in the same round trip: the set goes with the
             # data on a restart without persistence or a FLUSHDB, and a cache in
@@ -193,8 +244,8 @@ class JobStore:
                 )
             replies = pipe.execute()
         for indexes, codes in zip(by_queue.values(), replies[1:], strict=True):
-            for index, code in zip(indexes, parse_codes(codes), strict=True):
-                stored[index] = code == 1
+            for index, code in zip(indexes, parse_enqueued(codes), strict=True):
+                stored[index] = code
         return stored
 
     @staticmethod
@@ -206,7 +257,12 @@ class JobStore:
             request = requests[index]
             args.append(1 if request.at_front else 0)
             args.extend(
-                enqueue_values(request.job, request.args_json, request.kwargs_json)
+                enqueue_values(
+                    request.job,
+                    request.args_json,
+                    request.kwargs_json,
+                    at_front=request.at_front,
+                )
             )
         return args
 
@@ -403,8 +459,56 @@ class JobStore:
 
     def recover_expired(self, queue: str, now_ms: int, limit: int) -> Recovered:
         """Requeue (or bury) jobs whose lease ran out: their worker is gone."""
+        return self._recover(queue, now_ms, limit, "", "", ())
+
+    def held_by(self, worker_id: str, queue: str, page: int = 1000) -> dict[str, int]:
+        """Job ids of `queue` that `worker_id` holds now, with their attempt numbers.
+
+        Reads the active set page by page (no lock): a caller that acts on the ids
+        must let a script check the holder again, as `recover_worker` and
+        `finish` do.
+        """
         p = self.prefix
-        return self.scripts.recover_expired(
+        held: dict[str, int] = {}
+        offset = 0
+        while True:
+            # decode_responses is on (connection.py): members are str.
+            ids = cast(
+                list[str],
+                self.client.zrange(keys.active(p, queue), offset, offset + page - 1),
+            )
+            if not ids:
+                return held
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hmget(keys.job(p, queue, job_id), "worker", "attempts")
+                replies = pipe.execute()
+            for job_id, (holder, attempts) in zip(ids, replies, strict=True):
+                if holder == worker_id:
+                    held[job_id] = int(attempts or 0)
+            offset += page
+
+    def recover_worker(
+        self, queue: str, worker_id: str, reason: str, now_ms: int
+    ) -> Recovered:
+        """Take back at once the jobs of a worker known to be dead (see
+        `recover_expired`: the lost attempt counts); `reason` says how it died."""
+        held = self.held_by(worker_id, queue)
+        if not held:
+            return Recovered(0, 0, [])
+        return self._recover(queue, now_ms, len(held), worker_id, reason, held)
+
+    def _recover(
+        self,
+        queue: str,
+        now_ms: int,
+        limit: int,
+        worker_id: str,
+        reason: str,
+        candidates: Iterable[str],
+    ) -> Recovered:
+        p = self.prefix
+        return self.scripts.recover_jobs(
             [
                 keys.active(p, queue),
                 keys.ready(p, queue),
@@ -412,6 +516,8 @@ class JobStore:
                 keys.dead(p, queue),
                 keys.marker(p, queue),
                 keys.job_prefix(p, queue),
+                keys.cancelled(p, queue),
+                keys.unique_prefix(p, queue),
             ],
             [
                 now_ms,
@@ -419,6 +525,10 @@ class JobStore:
                 duration_ms(self.settings.dead_ttl),
                 keys.job_channel_prefix(p, queue),
                 WORKER_LOST,
+                duration_ms(self.settings.result_ttl),
+                worker_id,
+                reason,
+                *candidates,
             ],
         )
 
@@ -465,6 +575,76 @@ class JobStore:
             pipe.delete(keys.worker(self.prefix, worker_id))
             pipe.execute()
 
+    # -- cron entries ---------------------------------------------------------
+
+    def claim_cron(
+        self,
+        name: str,
+        queue: str,
+        requests: Sequence[EnqueueRequest],
+        until_ms: int,
+        now_ms: int,
+    ) -> CronClaim:
+        """Store the jobs of entry `name`'s fire times that no scheduler handled yet.
+
+        Each request's ``job.run_at`` is its fire time. Fire times up to `until_ms`
+        count as handled afterwards, stored or not (a missed-run policy skipped
+        them). A new entry stores nothing; its first call starts its watermark.
+        """
+        p = self.prefix
+        args: list[Any] = [now_ms, name, until_ms, len(ENQUEUE_FIELDS), *ENQUEUE_FIELDS]
+        for request in requests:
+            fire_ms = to_ms(request.job.run_at) if request.job.run_at else 0
+            args.append(fire_ms)
+            args.extend(
+                enqueue_values(request.job, request.args_json, request.kwargs_json)
+            )
+        keys_ = [
+            keys.cron(p, queue),
+            keys.ready(p, queue),
+            keys.prioritized(p, queue),
+            keys.marker(p, queue),
+            keys.job_prefix(p, queue),
+        ]
+        return self.scripts.claim_cron_slot(keys_, args)
+
+    def cron_states(self, queue: str, names: Sequence[str]) -> list[CronState]:
+        """The stored state of each entry in `names` (all of one queue)."""
+        fields = [f"{n}{suffix}" for n in names for suffix in ("", ":fired", ":seen")]
+        values = self._read(
+            lambda: self.client.hmget(keys.cron(self.prefix, queue), fields)
+        )
+        return [
+            CronState(*(from_ms(int(v)) if v else None for v in values[i : i + 3]))
+            for i in range(0, len(values), 3)
+        ]
+
+    def touch_cron_entries(
+        self, names: Mapping[str, Sequence[str]], now_ms: int
+    ) -> None:
+        """Record that a scheduler knows these entry names (by queue) at `now_ms`."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for queue, queue_names in names.items():
+                if queue_names:
+                    seen = {f"{name}:seen": now_ms for name in queue_names}
+                    pipe.hset(keys.cron(self.prefix, queue), mapping=seen)  # type: ignore[arg-type]  # redis-py wants a wider dict
+            pipe.execute()
+
+    def cron_entry_names(self, queue: str) -> set[str]:
+        """Names of the entries with state in `queue` (one small hash per queue)."""
+        fields = self._read(lambda: self.client.hkeys(keys.cron(self.prefix, queue)))
+        return {field.split(":", 1)[0] for field in fields}
+
+    def forget_cron_entries(
+        self, queue: str, names: Sequence[str], cutoff_ms: int
+    ) -> int:
+        """Delete the state of `names` in `queue` where unseen since `cutoff_ms`."""
+        if not names:
+            return 0
+        return self.scripts.forget_cron_entries(
+            [keys.cron(self.prefix, queue)], [cutoff_ms, *names]
+        )
+
     def persistence(self) -> "Persistence":
         """What the server says about keeping jobs across a restart and under memory
         pressure: ``CONFIG GET``, or ``INFO`` where a managed Redis refuses CONFIG.
@@ -499,7 +679,44 @@ class JobStore:
         """Store a running job's progress (0 to 1)."""
         self.client.hset(keys.job(self.prefix, queue, job_id), "progress", fraction)
 
+    def cancel_requested(self, job_id: str, queue: str) -> bool:
+        """Tell whether someone asked to cancel the job (see `cancel`)."""
+        flag = self.client.hget(
+            keys.job(self.prefix, queue, job_id), "cancel_requested"
+        )
+        return flag == "1"
+
     # -- handles ------------------------------------------------------------
+
+    def cancel(self, job_id: str, queue: str, now_ms: int) -> Cancelled:
+        """Cancel a job: a waiting one ends `cancelled` at once; an active one gets
+        its cancel flag set, for its code to honour (`JobContext.is_cancelled`).
+
+        Raises `JobDoesNotExist` when the job is not (or no longer) in Redis, and
+        `RedisUnavailable` when Redis cannot be reached.
+        """
+        p = self.prefix
+        code = self._read(
+            lambda: self.scripts.cancel_job(
+                [
+                    keys.job(p, queue, job_id),
+                    keys.ready(p, queue),
+                    keys.prioritized(p, queue),
+                    keys.scheduled(p, queue),
+                    keys.cancelled(p, queue),
+                    keys.unique_prefix(p, queue),
+                ],
+                [
+                    job_id,
+                    now_ms,
+                    duration_ms(self.settings.result_ttl),
+                    keys.job_channel(p, queue, job_id),
+                ],
+            )
+        )
+        if code == -1:
+            raise JobDoesNotExist(f"Job {job_id!r} does not exist in queue {queue!r}.")
+        return Cancelled(code)
 
     def end_channel(self, job_id: str, queue: str) -> str:
         """The pub/sub channel on which the job's end is announced."""
@@ -588,7 +805,10 @@ _stores: dict[int, JobStore] = {}
 __all__ = [
     "REDIS_ERRORS",
     "WORKER_LOST",
+    "Cancelled",
     "Claimed",
+    "CronClaim",
+    "CronState",
     "DurabilityProblem",
     "EnqueueRequest",
     "JobState",
@@ -596,6 +816,7 @@ __all__ = [
     "JobStore",
     "Outcome",
     "Persistence",
+    "Placed",
     "Recovered",
     "WorkerInfo",
     "get_store",

@@ -5,6 +5,7 @@ names read from Redis up here and nowhere else: it never imports a path that cam
 out of Redis, so a forged job cannot make it import arbitrary code.
 """
 
+import importlib
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,8 +33,11 @@ class FunctionSpec:
     jitter: bool | None = None
     timeout: timedelta | None = None
     result_ttl: timedelta | None = None
+    unique: bool = False
+    unique_for: timedelta | None = None
     retry_on: tuple[type[BaseException], ...] = ()
     no_retry_on: tuple[type[BaseException], ...] = field(default=())
+    cron: str | None = None  # a cron expression: enqueue on this schedule
 
     def retry_policy(self, defaults: RetryPolicy) -> RetryPolicy:
         """This function's policy, falling back to `defaults` field by field."""
@@ -81,6 +85,28 @@ class Registry:
                 "check that its module is an app's tasks module or is imported at "
                 "startup."
             ) from None
+
+    def load(self, name: str) -> FunctionSpec:
+        """Like `get`, but import the module that `name` names first if needed.
+
+        For names from settings (cron entries) only: names read from Redis go
+        through `get`, so a job hash never makes a process import code.
+        """
+        if name not in self._specs:
+            module_name = name.rpartition(".")[0]
+            try:
+                importlib.import_module(module_name)
+            except ImportError as err:
+                raise UnknownBackgroundFunction(
+                    f"{name!r} is not a background function: its module "
+                    f"{module_name!r} cannot be imported ({err})."
+                ) from err
+        return self.get(name)
+
+    def specs(self) -> list[FunctionSpec]:
+        """Every registered function, by name."""
+        with self._lock:
+            return [self._specs[name] for name in sorted(self._specs)]
 
     def names(self) -> list[str]:
         return sorted(self._specs)

@@ -1,4 +1,5 @@
-"""One scheduler tick: make due jobs ready, take back expired leases, trim listings.
+"""One scheduler tick: make due jobs ready, enqueue due cron fire times, take back
+expired leases, trim listings.
 
 The scheduler only moves jobs between Redis structures; it never runs one. Every
 worker runs it (unless ``--no-scheduler``); each step is an atomic script, so any
@@ -14,12 +15,22 @@ leases or record their outcomes first (`note_contact`).
 
 import logging
 import threading
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from .queue import JobStore
+from .conf import Settings
+from .cron import CronEntry, parse_schedule, slot_job_id
+from .exceptions import UnknownBackgroundFunction
+from .job import DEFAULT_PRIORITY, Job, from_ms, to_ms
+from .queue import EnqueueRequest, JobStore
+from .registry import FunctionSpec, Registry, registry
+from .serialization import encode_arguments
 
 logger = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,14 @@ class SchedulerConfig:
     recover_limit: int = 100
     recover_every_ms: int = 1_000
     trim_every_ms: int = 60_000
-    max_sleep_ms: int = 1_000
+    # A job delayed while the scheduler sleeps is seen at its next tick: this cap
+    # keeps a delayed job's start within a second of its due time, with margin.
+    max_sleep_ms: int = 500
+    #: A cron fire time more than this late counts as missed (see `MissedPolicy`).
+    cron_on_time_ms: int = 60_000
+    #: Cron entry state that no scheduler has refreshed (every `trim_every_ms`)
+    #: for this long is deleted: the entry left every deployed configuration.
+    cron_forget_ms: int = 600_000
     #: A longer silence than this between round trips to Redis may have let live
     #: workers' leases run out; a holder renews every third of a lease, so its lease
     #: runs out only after two thirds of a lease without contact.
@@ -56,18 +74,25 @@ class Scheduler:
         store: JobStore,
         queues: Sequence[str],
         config: SchedulerConfig | None = None,
+        *,
+        cron: Sequence[CronEntry] | None = None,
+        functions: Registry = registry,
     ) -> None:
+        """`cron` defaults to every entry of this process (`cron_entries`)."""
         self.store = store
         self.queues = tuple(queues)
         self.config = config or SchedulerConfig()
+        if cron is None:
+            cron = cron_entries(store.settings, functions)
+        self.cron = CronStep(store, cron, functions, self.config)
         self._next_recover_ms = 0
         self._next_trim_ms = 0
         self._last_contact_ms: int | None = None
-        # A burst worker's claim thread ticks too; a hold set while a tick runs
-        # must not be overwritten by it.
-        self._lock = threading.Lock()
         #: Due ms of the earliest scheduled job seen by the last tick; -1 if none.
         self.next_due_ms = -1
+        # A burst worker ticks from its claiming thread and its maintenance thread;
+        # a recovery hold (`note_contact`) set while a tick runs must stay set.
+        self._lock = threading.Lock()
 
     def tick(self, now_ms: int) -> int:
         """Do what is due at `now_ms`; return the ms at which to tick next."""
@@ -83,6 +108,9 @@ class Scheduler:
                 wake_ms = min(wake_ms, next_due)
                 if self.next_due_ms == -1 or next_due < self.next_due_ms:
                     self.next_due_ms = next_due
+        next_fire = self.cron.tick(now_ms)
+        if next_fire is not None:
+            wake_ms = min(wake_ms, next_fire)
         if now_ms >= self._next_recover_ms:
             for queue in self.queues:
                 self._recover(queue, now_ms)
@@ -139,3 +167,143 @@ class Scheduler:
                 queue,
                 recovered.dead,
             )
+
+
+def cron_entries(settings: Settings, functions: Registry) -> list[CronEntry]:
+    """``REDISJOBS["CRON"]``, then ``@background(cron=...)`` functions; an entry in
+    settings replaces a decorated function's entry of the same name."""
+    entries = list(settings.cron)
+    named = {entry.name for entry in entries}
+    for spec in functions.specs():
+        if spec.cron is not None and spec.name not in named:
+            schedule = parse_schedule(spec.cron, settings.time_zone, entry=spec.name)
+            entries.append(CronEntry(spec.name, spec.name, schedule))
+    return entries
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A cron entry with the function and queue its jobs get."""
+
+    entry: CronEntry
+    spec: FunctionSpec
+    queue: str
+
+
+class CronStep:
+    """Enqueues each due cron fire time once, however many schedulers run.
+
+    Fire times are computed here; `JobStore.claim_cron` decides atomically in
+    Redis which of them no scheduler handled yet. Between fire times a tick costs
+    no Redis call.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        entries: Sequence[CronEntry],
+        functions: Registry,
+        config: SchedulerConfig,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.targets = [t for t in (_target(e, functions, store) for e in entries) if t]
+        self._next_ms: dict[str, int] = {}
+        self._handled: dict[str, datetime] = {}  # this scheduler's view of watermarks
+        self._known_queues: set[str] = set()
+        self._started_ms: int | None = None
+        self._next_upkeep_ms = 0
+
+    def tick(self, now_ms: int) -> int | None:
+        """Enqueue what is due at `now_ms`; return the next fire ms (None if none)."""
+        if self._started_ms is None:
+            self._started_ms = now_ms
+        for target in self.targets:
+            if self._next_ms.get(target.entry.name, now_ms) <= now_ms:
+                self._fire(target, now_ms)
+        if now_ms >= self._next_upkeep_ms:
+            self._upkeep(now_ms, self._started_ms)
+            self._next_upkeep_ms = now_ms + self.config.trim_every_ms
+        return min(self._next_ms.values(), default=None)
+
+    def _fire(self, target: _Target, now_ms: int) -> None:
+        entry, now = target.entry, _moment(now_ms)
+        on_time = timedelta(milliseconds=self.config.cron_on_time_ms)
+        fire_times = entry.due(self._handled.get(entry.name), now, on_time)
+        settings = self.store.settings
+        requests = [_request(target, fire, settings, now_ms) for fire in fire_times]
+        if requests and target.queue not in self._known_queues:
+            self.store.add_known_queues([target.queue])
+            self._known_queues.add(target.queue)
+        claim = self.store.claim_cron(
+            entry.name, target.queue, requests, now_ms, now_ms
+        )
+        for job_id in claim.job_ids:
+            logger.info(
+                "cron entry fired name=%s job id=%s queue=%s",
+                entry.name,
+                job_id,
+                target.queue,
+            )
+        handled = now
+        if claim.watermark_ms is not None:
+            # Another scheduler's clock may run ahead of this one.
+            handled = max(now, _moment(claim.watermark_ms))
+        self._handled[entry.name] = handled
+        self._next_ms[entry.name] = to_ms(entry.schedule.next_after(handled))
+
+    def _upkeep(self, now_ms: int, started_ms: int) -> None:
+        """Say which entries this scheduler knows; forget those no scheduler knows."""
+        known: dict[str, list[str]] = defaultdict(list)
+        for target in self.targets:
+            known[target.queue].append(target.entry.name)
+        if known:
+            self.store.touch_cron_entries(known, now_ms)
+        # Until every other scheduler had a chance to refresh its entries, an
+        # unseen entry may still be live: wait one forget period after start.
+        if now_ms - started_ms < self.config.cron_forget_ms:
+            return
+        cutoff_ms = now_ms - self.config.cron_forget_ms
+        for queue in self.store.known_queues():
+            unknown = sorted(self.store.cron_entry_names(queue) - set(known[queue]))
+            forgotten = self.store.forget_cron_entries(queue, unknown, cutoff_ms)
+            if forgotten:
+                logger.info(
+                    "forgot removed cron entries queue=%s count=%d", queue, forgotten
+                )
+
+
+def _moment(ms: int) -> datetime:
+    return from_ms(ms) or _EPOCH
+
+
+def _target(entry: CronEntry, functions: Registry, store: JobStore) -> _Target | None:
+    try:
+        spec = functions.load(entry.function)
+    except UnknownBackgroundFunction as err:
+        logger.error("cron entry skipped name=%s: %s", entry.name, err)
+        return None
+    queue = entry.queue or spec.queue or store.settings.default_queue
+    return _Target(entry, spec, queue)
+
+
+def _request(
+    target: _Target, fire_time: datetime, settings: Settings, now_ms: int
+) -> EnqueueRequest:
+    """The job of one fire time; its id is the fire time's identity."""
+    entry, spec = target.entry, target.spec
+    args_json, kwargs_json = encode_arguments(entry.args, entry.kwargs)
+    job = Job(
+        id=slot_job_id(entry.name, fire_time),
+        func=spec.name,
+        queue=target.queue,
+        args=list(entry.args),
+        kwargs=dict(entry.kwargs),
+        priority=spec.priority if spec.priority is not None else DEFAULT_PRIORITY,
+        max_attempts=spec.max_attempts or settings.max_attempts,
+        timeout=spec.timeout or settings.timeout,
+        result_ttl=spec.result_ttl or settings.result_ttl,
+        enqueued_at=from_ms(now_ms),
+        run_at=fire_time,
+    )
+    return EnqueueRequest(job, args_json, kwargs_json)

@@ -18,7 +18,10 @@ SCRIPT_NAMES = (
     "claim_jobs",
     "finish_jobs",
     "promote_due",
-    "recover_expired",
+    "recover_jobs",
+    "cancel_job",
+    "claim_cron_slot",
+    "forget_cron_entries",
 )
 
 
@@ -39,6 +42,15 @@ class Claimed:
 class Recovered:
     requeued: int
     dead: int
+    job_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CronClaim:
+    """What `claim_cron_slot` did: the watermark it found (None for a new entry)
+    and the ids of the jobs it stored."""
+
+    watermark_ms: int | None
     job_ids: list[str]
 
 
@@ -67,9 +79,10 @@ class Scripts:
         """Add a call of script `name` to `pipe` (loaded on execute if needed)."""
         self._scripts[name](keys=keys, args=args, client=pipe)
 
-    def enqueue_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[int]:
-        """Store jobs; one 1 (stored) or 0 (id already known) per job."""
-        return parse_codes(self._run("enqueue_jobs", keys, args))
+    def enqueue_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[int | str]:
+        """Store jobs; per job 1 (stored), 0 (id already known) or the id of the job
+        that holds its unique key."""
+        return parse_enqueued(self._run("enqueue_jobs", keys, args))
 
     def claim_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[Claimed]:
         """Claim ready jobs; their fields as stored after the claim."""
@@ -84,15 +97,39 @@ class Scripts:
         moved, next_due = self._run("promote_due", keys, args)
         return int(moved), int(next_due)
 
-    def recover_expired(self, keys: Sequence[str], args: Sequence[Any]) -> Recovered:
-        """Take back jobs with expired leases; counts and the ids."""
-        reply = self._run("recover_expired", keys, args)
+    def cancel_job(self, keys: Sequence[str], args: Sequence[Any]) -> int:
+        """Cancel one job; 1 cancelled, 2 cancel requested, 0 ended, -1 missing."""
+        return int(self._run("cancel_job", keys, args))
+
+    def recover_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> Recovered:
+        """Take back jobs of a gone worker; counts and the ids."""
+        reply = self._run("recover_jobs", keys, args)
         return Recovered(int(reply[0]), int(reply[1]), [str(i) for i in reply[2:]])
+
+    def claim_cron_slot(self, keys: Sequence[str], args: Sequence[Any]) -> CronClaim:
+        """Claim fire times of one cron entry; the old watermark and stored ids."""
+        return parse_cron_claim(self._run("claim_cron_slot", keys, args))
+
+    def forget_cron_entries(self, keys: Sequence[str], args: Sequence[Any]) -> int:
+        """Delete the state of entries not seen since a cutoff; how many."""
+        return int(self._run("forget_cron_entries", keys, args))
+
+
+def parse_cron_claim(reply: Sequence[Any]) -> CronClaim:
+    """Split claim_cron_slot's reply: the old watermark (-1: new), then job ids."""
+    watermark = int(reply[0])
+    return CronClaim(watermark if watermark >= 0 else None, [str(i) for i in reply[1:]])
 
 
 def parse_codes(reply: Sequence[Any]) -> list[int]:
     """A reply of one integer per job."""
     return [int(code) for code in reply]
+
+
+def parse_enqueued(reply: Sequence[Any]) -> list[int | str]:
+    """A reply of enqueue_jobs: an integer code, or a holder's id (a string), per
+    job."""
+    return [code if isinstance(code, str) else int(code) for code in reply]
 
 
 def parse_claimed(reply: Sequence[Any]) -> list[Claimed]:

@@ -56,6 +56,18 @@ def encode_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[st
     return _encoder.encode(list(args)), _encoder.encode(dict(kwargs))
 
 
+def canonical(value: Any) -> str:
+    """`value` (already checked by `encode` or `encode_arguments`) as JSON with
+    sorted keys, so equal values give equal text."""
+    return json.dumps(
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+
+
 def decode(text: str, where: str) -> Any:
     """Parse JSON text read back from Redis."""
     try:

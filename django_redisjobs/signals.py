@@ -2,11 +2,12 @@
 
 from django.dispatch import Signal
 
-#: Sent after a job is stored in Redis (or run, in eager mode). Arguments: `job`.
+#: Sent after a job is stored in Redis (in eager mode: before it runs). Arguments:
+#: `job`.
 job_enqueued = Signal()
 #: Sent in the worker right before a job's function runs. Arguments: `job`.
 job_started = Signal()
 #: Sent in the worker after an attempt ends. Arguments: `job`, `outcome` (a
-#: `JobStatus`: succeeded, retrying, dead or cancelled), `error` (`JobError` or None)
+#: `JobStatus`: succeeded, retrying or dead), `error` (`JobError` or None)
 #: and `duration` (timedelta).
 job_finished = Signal()

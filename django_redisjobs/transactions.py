@@ -2,7 +2,9 @@
 
 Django's own Tasks framework enqueues at once even inside a transaction; deferring
 to `transaction.on_commit` is this app's extension, so a worker never picks up a job
-whose database rows are not visible yet (or never will be).
+whose database rows are not visible yet (or never will be). A pending handle
+cancelled before the commit is not written at all. A unique job whose key another
+job holds when the write happens makes its handle point at that job instead.
 """
 
 import dataclasses
@@ -17,8 +19,8 @@ from .conf import Settings, get_settings
 from .exceptions import RedisUnavailable
 from .execution import run_inline, send_signal
 from .handle import JobHandle
-from .job import JobStatus, now_epoch_ms
-from .queue import EnqueueRequest, get_store
+from .job import Job, JobStatus, now_epoch_ms
+from .queue import EnqueueRequest, JobStore, Placed, get_store
 from .registry import FunctionSpec
 
 logger = logging.getLogger(__name__)
@@ -66,15 +68,48 @@ def _write(
     handles: Sequence[JobHandle],
     settings: Settings,
 ) -> None:
+    # A handle cancelled while pending (see JobHandle.cancel) is left out.
+    live = [
+        (request, handle)
+        for request, handle in zip(requests, handles, strict=True)
+        if handle.status is not JobStatus.CANCELLED
+    ]
     if settings.eager:
-        for request, handle in zip(requests, handles, strict=True):
-            handle.mark_local(run_inline(spec, request.job, settings).job_after())
+        # Uniqueness needs a job that waits; an eager job never does.
+        for request, handle in live:
             send_signal(signals.job_enqueued, request.job)
+            handle.mark_local(run_inline(spec, request.job, settings).job_after())
         return
-    get_store().enqueue(requests, now_epoch_ms())
-    for request, handle in zip(requests, handles, strict=True):
-        handle.mark_enqueued(request.job)
-        send_signal(signals.job_enqueued, request.job)
+    store = get_store()
+    placed = store.enqueue_detailed([request for request, _ in live], now_epoch_ms())
+    holders = _holders(store, live, placed)
+    for (request, handle), where in zip(live, placed, strict=True):
+        if where.job_id == request.job.id:
+            handle.mark_enqueued(request.job)
+            send_signal(signals.job_enqueued, request.job)
+        else:
+            handle.mark_enqueued(holders[where.job_id])
+
+
+def _holders(
+    store: JobStore,
+    live: Sequence[tuple[EnqueueRequest, JobHandle]],
+    placed: Sequence[Placed],
+) -> dict[str, Job]:
+    """The jobs that hold the unique keys of requests that were not stored."""
+    holders: dict[str, Job] = {}
+    for (request, _), where in zip(live, placed, strict=True):
+        if where.job_id == request.job.id or where.job_id in holders:
+            continue
+        try:
+            (found,) = store.get_many([where.job_id], request.job.queue)
+        except RedisUnavailable:
+            found = None
+        # Gone (or unreadable) already: the handle still names the right job.
+        holders[where.job_id] = found or dataclasses.replace(
+            request.job, id=where.job_id
+        )
+    return holders
 
 
 def _write_logged(write: partial[None], requests: Sequence[EnqueueRequest]) -> None:

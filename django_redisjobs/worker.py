@@ -11,11 +11,12 @@ answers.
 import logging
 import os
 import queue
+import random
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
@@ -44,7 +45,13 @@ _OUTCOME_BATCH = 256
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """How a worker runs; `runworker` builds it from its options."""
+    """How a worker runs; `runworker` builds it from its options.
+
+    `queues` are tried in order at each claim; with `weights` (one whole number of
+    1 or more per queue), the order is drawn at each claim instead, each place by
+    weight among the queues left, so a queue is served first with a probability
+    proportional to its weight among the queues that have jobs.
+    """
 
     queues: tuple[str, ...]
     concurrency: int = 4
@@ -55,6 +62,33 @@ class WorkerConfig:
     scheduler: bool = True
     idle_wait: timedelta = timedelta(seconds=2)
     grace: timedelta = timedelta(seconds=30)
+    weights: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.weights is not None and (
+            len(self.weights) != len(self.queues) or min(self.weights, default=1) < 1
+        ):
+            raise ValueError(
+                f"weights {self.weights!r} must give each of the queues "
+                f"{self.queues!r} a whole number of 1 or more."
+            )
+
+
+def weighted_order(
+    queues: Sequence[str], weights: Sequence[int], rand: Callable[[], float]
+) -> list[str]:
+    """`queues` in a random order: each place goes to one of the queues left, with a
+    probability proportional to its weight. `rand` returns floats in [0, 1)."""
+    left = list(zip(queues, weights, strict=True))
+    order: list[str] = []
+    while left:
+        pick = rand() * sum(weight for _, weight in left)
+        index = 0
+        while index < len(left) - 1 and pick >= left[index][1]:
+            pick -= left[index][1]
+            index += 1
+        order.append(left.pop(index)[0])
+    return order
 
 
 @dataclass
@@ -135,8 +169,10 @@ class Worker:
         store: JobStore | None = None,
         functions: Registry = registry,
         clock: Callable[[], int] = now_epoch_ms,
+        rng: random.Random | None = None,
     ) -> None:
         self.config = config
+        self._rng = rng or random.Random()  # noqa: S311 - orders queues, no secret
         self.settings: Settings = get_settings()
         self.store = store or get_store()
         self.functions = functions
@@ -292,7 +328,10 @@ class Worker:
     def _claim(self, limit: int) -> list[tuple[str, Claimed]]:
         claimed: list[tuple[str, Claimed]] = []
         now_ms = self.clock()
-        for queue_name in self.config.queues:
+        queues: Sequence[str] = self.config.queues
+        if self.config.weights is not None:
+            queues = weighted_order(queues, self.config.weights, self._rng.random)
+        for queue_name in queues:
             wanted = limit - len(claimed)
             if wanted <= 0:
                 break
@@ -372,7 +411,11 @@ class Worker:
             self._changed.notify_all()
 
     def _requeue(self, job: Job) -> None:
-        self._outcomes.put(Outcome(job.id, job.queue, job.attempts, "requeued"))
+        # The TTL applies if finish_jobs.lua ends the job (its cancel was asked).
+        ttl_ms = duration_ms(job.result_ttl or self.settings.result_ttl)
+        self._outcomes.put(
+            Outcome(job.id, job.queue, job.attempts, "requeued", ttl_ms=ttl_ms)
+        )
         self.stats.count("requeued")
         logger.info(
             "job requeued at stop id=%s func=%s queue=%s", job.id, job.func, job.queue
@@ -482,6 +525,8 @@ class Worker:
         )
         next_beat = next_tick = 0
         while not self._halt.is_set():
+            # Timeouts first: they need no Redis, so an outage must not delay them.
+            deadline = self._pool.enforce_timeouts()
             now = self.clock()
             try:
                 if now >= next_beat:
@@ -497,10 +542,8 @@ class Worker:
                     self._contact()
                 backoff.reset()
             except REDIS_ERRORS as err:
-                self._pool.enforce_timeouts()  # jobs run on while Redis is away
                 backoff.wait(self._halt, err)
                 continue
-            deadline = self._pool.enforce_timeouts()
             wake = min(next_beat, next_tick if self.scheduler else next_beat)
             wait_s = max(min((wake - self.clock()) / 1000, 1.0), 0.01)
             if deadline is not None:
@@ -537,8 +580,12 @@ class Worker:
         with self._changed:
             while self._in_flight > 0 and time.monotonic() < deadline:
                 self._changed.wait(min(deadline - time.monotonic(), 0.5))
-        for job in self._pool.running_jobs():
-            # Past the grace period: hand the job back without using an attempt.
+        # Past the grace period: hand back what is still running or waiting for a
+        # thread, without using an attempt; last first, as each goes to the head.
+        for job in reversed(self._pool.take_unstarted()):
+            self._requeue(job)
+            self._finished_one()
+        for job in reversed(self._pool.running_jobs()):
             self._requeue(job)
         self._pool.stop()
         self._outcomes.put(None)

@@ -104,3 +104,8 @@ def touch_file_when_released(path: str, release: str, timeout_s: float = 30.0) -
     with open(path, "a") as handle:
         handle.write(f"{current_job().id} {os.getpid()}\n")
     return os.getpid()
+
+
+@background(max_attempts=2)
+def exits_process(code: int) -> None:
+    raise SystemExit(code)

@@ -2,12 +2,24 @@
 
 import json
 import os
+import tempfile
 
 from testproject.settings import *  # noqa: F403
 from testproject.settings import DATABASES, INSTALLED_APPS
 
 DATABASES = {
     **DATABASES,
+    # A file, not Django's in-memory test database: Django never closes in-memory
+    # SQLite connections, so each worker thread's copy would be collected unclosed
+    # (a ResourceWarning on Python 3.13), and threads would not share one database.
+    "default": {
+        **DATABASES["default"],
+        "TEST": {
+            "NAME": os.path.join(
+                tempfile.gettempdir(), f"redisjobs-test-{os.getpid()}.sqlite3"
+            )
+        },
+    },
     # HOST and PORT are set by the django_db_modify_db_settings fixture.
     "postgres": {
         "ENGINE": "django.db.backends.postgresql",

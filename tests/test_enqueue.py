@@ -281,3 +281,56 @@ class TestEagerMode:
             pytest.raises(SerializationError),
         ):
             jobs.echo.delay(object())
+
+
+def test_zero_delay_or_past_run_at_queues_at_once(redisjobs: Any) -> None:
+    now = jobs.add.enqueue(args=[1, 1], delay=timedelta(0))
+    past = jobs.add.enqueue(args=[1, 1], run_at=datetime(2000, 1, 1, tzinfo=UTC))
+
+    assert now.status is JobStatus.QUEUED
+    assert past.status is JobStatus.QUEUED
+    assert past.refresh().status is JobStatus.QUEUED
+    assert redisjobs.store.counts("default")["queued"] == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"run_at": datetime(2099, 1, 1)}, "run_at must be an aware datetime"),
+        (
+            {"delay": timedelta(1), "run_at": datetime(2099, 1, 1, tzinfo=UTC)},
+            "either delay or run_at",
+        ),
+    ],
+)
+def test_bad_timing_arguments_raise_invalid_job(
+    redisjobs: Any, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidJob, match=message):
+        jobs.add.enqueue(args=[1, 1], **kwargs)
+
+
+@pytest.mark.parametrize("name", ["timeout", "result_ttl"])
+def test_non_positive_durations_are_rejected(name: str) -> None:
+    with pytest.raises(InvalidJob, match=f"{name} is datetime.timedelta"):
+        jobs.add.using(**{name: timedelta(0)})
+
+
+def test_non_positive_backoff_is_rejected_at_decoration() -> None:
+    with pytest.raises(InvalidJob, match="backoff_base is"):
+        background(backoff_base=timedelta(seconds=-1))(jobs.add.__wrapped__)
+
+
+def test_redis_refusing_a_write_raises_redis_unavailable(
+    make_redis_server: Any,
+) -> None:
+    server = make_redis_server(maxmemory_policy="noeviction")
+    client = server.client()
+    client.set("ballast", "x" * 2_000_000)
+    client.config_set("maxmemory", "1mb")  # now below what the server holds
+    settings = {"REDIS_URL": server.url, "PREFIX": "oom"}
+    with (
+        override_settings(REDISJOBS=settings),
+        pytest.raises(RedisUnavailable, match="used memory > .maxmemory."),
+    ):
+        jobs.add.delay(1, 2)

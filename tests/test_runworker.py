@@ -377,3 +377,18 @@ def test_job_of_a_killed_worker_is_recovered_by_another_after_its_lease(
     assert (raw["lost"], raw["attempts"], raw["status"]) == ("1", "2", "succeeded")
     assert "recovered job from a lost worker" in second.stderr
     assert recovered_in < 5 * lease_s
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--prefetch", "-1"], "--prefetch must be 0 or more."),
+        (["--max-jobs", "0"], "--max-jobs must be 1 or more."),
+        (["--grace", "-1"], "--grace must be 0 or more."),
+    ],
+)
+def test_runworker_rejects_bad_numbers(argv: list[str], message: str) -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=message):
+        call_command("runworker", *argv)

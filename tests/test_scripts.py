@@ -263,6 +263,7 @@ def test_enqueue_stores_every_field_with_status_queued_and_zero_attempts(
         "run_at_ms": "0",
         "score": "",
         "unique_key": "",
+        "unique_until_ms": "0",
         "status": "queued",
         "attempts": "0",
     }

@@ -306,3 +306,56 @@ def test_load_finds_a_job_by_id_alone(redisjobs: Any) -> None:
 
     assert loaded.queue == "other"
     assert loaded.job.args == [{"a": [1, 2]}]
+
+
+def test_system_exit_in_a_job_fails_the_job_not_the_worker(redisjobs: Any) -> None:
+    handle = jobs.exits_process.delay(3)
+    good = jobs.add.delay(1, 1)
+
+    redisjobs.run_worker(concurrency=1)
+
+    handle.refresh()
+    # Not an Exception, so not retried: SystemExit asks to stop, not to try again.
+    assert handle.status is JobStatus.DEAD
+    assert handle.attempts == 1
+    assert handle.error is not None
+    assert handle.error.exc_class == "builtins.SystemExit"
+    assert good.refresh().result == 2
+
+
+def test_timeouts_are_enforced_while_redis_is_unreachable(
+    make_redis_server: Any, redisjobs: Any
+) -> None:
+    from django.test import override_settings
+
+    server = make_redis_server(appendonly="yes", appendfsync="always")
+    settings = {**redisjobs.settings, "REDIS_URL": server.url}
+    with override_settings(REDISJOBS=settings):
+        handle = jobs.sleeps.delay(30.0)
+        worker = redisjobs.worker(burst=False, concurrency=1, prefetch=0)
+        import threading
+
+        thread = threading.Thread(target=worker.run)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while handle.refresh().status is not JobStatus.ACTIVE:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            server.stop()
+            # The watchdog needs no Redis: the 0.2 s timeout still stops the job,
+            # and its outcome waits in memory until Redis is back.
+            deadline = time.monotonic() + 10
+            while worker.stats.dead == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            server.start()
+            deadline = time.monotonic() + 10
+            while handle.refresh().status is not JobStatus.DEAD:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        finally:
+            worker.request_stop()
+            thread.join(timeout=10)
+    assert handle.error is not None
+    assert handle.error.exc_class == "django_redisjobs.exceptions.JobTimeout"

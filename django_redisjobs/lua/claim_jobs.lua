@@ -14,7 +14,9 @@
 --
 -- Returns a flat array; per claimed id: the id, N (the count of items that follow),
 -- then N items alternating field name and value (HGETALL after the claim). N = 0
--- means the id had no hash (expired or deleted): it is dropped from the queue.
+-- means the id had no hash (expired or deleted): it is dropped from the queue. An
+-- id whose job is already cancelled is dropped and left out of the reply: it must
+-- not run. Each id taken off counts towards the limit, so the work stays bounded.
 -- The move is atomic: a claimed id is never in neither the queue nor the active set.
 
 local now_ms = ARGV[1]
@@ -56,11 +58,16 @@ for _ = 1, limit do
         break
     end
     local job_key = KEYS[5] .. job_id
-    out[#out + 1] = job_id
     if redis.call('EXISTS', job_key) == 0 then
         -- The hash expired or was deleted; the id alone cannot run.
+        out[#out + 1] = job_id
         out[#out + 1] = 0
+    elseif redis.call('HGET', job_key, 'status') == 'cancelled' then
+        -- cancel_job.lua takes ids out of the queue, so only an id put back by
+        -- hand or by an older version gets here; the cancel stands, and the id
+        -- is simply not put back.
     else
+        out[#out + 1] = job_id
         -- tonumber guards a corrupt field: a Lua error here would strand the id.
         local attempts = tonumber(redis.call('HGET', job_key, 'attempts')) or 0
         redis.call('HSET', job_key, 'status', 'active', 'started_ms', now_ms,

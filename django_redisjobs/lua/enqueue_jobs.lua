@@ -7,69 +7,121 @@
 -- KEYS[5]  {p:q}:job:          prefix of the queue's job hashes; a job's key is this
 --                              prefix plus its id. It carries the queue's hash tag, so
 --                              every key built from it lies in the slot of KEYS[1].
+-- KEYS[6]  {p:q}:unique:       prefix of the queue's unique locks; a lock's key is
+--                              this prefix plus the job's unique_key field, and its
+--                              value is the id of the job holding it. Only read for
+--                              a job with a non-empty unique_key (same slot rule).
 -- ARGV[1]  now_ms (int, epoch ms)
 -- ARGV[2]  F, the number of hash fields per job (int)
 -- ARGV[3 .. 2+F]  the field names (job.ENQUEUE_FIELDS); the first must be "id" and
---                 "score" and "run_at_ms" must be among them
+--                 "score" and "run_at_ms" must be among them; "unique_key" and
+--                 "unique_until_ms" are optional
 -- then, per job, 1 + F values: at_front ("1" pushes to the head of the ready list),
 --                 then the F field values in the order of the names
 --
--- Returns a flat array with one integer per job: 1 stored, 0 an id that already
--- exists (a replayed enqueue; the stored job is left as it is).
+-- Returns a flat array with one item per job: the integer 1 stored, the integer 0
+-- an id that already exists (a replayed enqueue; the stored job is left as it is),
+-- or a string, the id of the job that holds the job's unique_key (nothing stored).
+-- A unique lock is held while its job is queued, scheduled, active or retrying,
+-- and after that until the lock's own expiry (set when the job ends, for the rest
+-- of its unique_until_ms window). A lock whose job is gone or ended without such an
+-- expiry is stale, and the new job takes it over.
 -- Fails only on malformed ARGV (a Lua error, nothing partial for that job).
 
 local now_ms = tonumber(ARGV[1])
 local n_fields = tonumber(ARGV[2])
 local names = {}
-local score_at, run_at_at
+local score_at, run_at_at, unique_at
 for f = 1, n_fields do
     names[f] = ARGV[2 + f]
     if names[f] == 'score' then score_at = f end
     if names[f] == 'run_at_ms' then run_at_at = f end
+    if names[f] == 'unique_key' then unique_at = f end
+end
+
+local live = {queued = true, scheduled = true, active = true, retrying = true}
+
+-- The id of the job that holds `lock`, or nil when the lock is free or stale.
+local function holder_of(lock)
+    local holder = redis.call('GET', lock)
+    if not holder then
+        return nil
+    end
+    local status = redis.call('HGET', KEYS[5] .. holder, 'status')
+    if status and live[status] then
+        return holder
+    end
+    -- An ended holder keeps the key only while the lock carries its window's TTL.
+    if redis.call('PTTL', lock) > 0 then
+        return holder
+    end
+    return nil
+end
+
+-- Store one job and make it ready or scheduled; `i` is its at_front position.
+local function store(i, job_id, job_key, unique_key)
+    local fields = {}
+    for f = 1, n_fields do
+        fields[#fields + 1] = names[f]
+        fields[#fields + 1] = ARGV[i + f]
+    end
+    local run_at_ms = tonumber(ARGV[i + run_at_at]) or 0
+    local score = ARGV[i + score_at]
+    local status = 'queued'
+    if run_at_ms > now_ms then
+        status = 'scheduled'
+    end
+    fields[#fields + 1] = 'status'
+    fields[#fields + 1] = status
+    fields[#fields + 1] = 'attempts'
+    fields[#fields + 1] = '0'
+    redis.call('HSET', job_key, unpack(fields))
+    if unique_key ~= '' then
+        -- No TTL while the job lives: its end releases the lock (finish_jobs.lua).
+        redis.call('SET', KEYS[6] .. unique_key, job_id)
+    end
+    if status == 'scheduled' then
+        -- Not ready yet: promote_due.lua moves it when run_at_ms passes.
+        redis.call('ZADD', KEYS[3], run_at_ms, job_id)
+        return false
+    elseif score ~= '' then
+        -- A non-default priority needs ordering by score, not by arrival.
+        redis.call('ZADD', KEYS[2], score, job_id)
+    elseif ARGV[i] == '1' then
+        redis.call('LPUSH', KEYS[1], job_id)
+    else
+        redis.call('RPUSH', KEYS[1], job_id)
+    end
+    return true
 end
 
 local results = {}
 local wake = false
 local i = 3 + n_fields
 while i <= #ARGV do
-    local at_front = ARGV[i]
     local job_id = ARGV[i + 1]
     local job_key = KEYS[5] .. job_id
+    local unique_key = ''
+    if unique_at then
+        unique_key = ARGV[i + unique_at]
+    end
+    local holder = nil
     if redis.call('EXISTS', job_key) == 1 then
         -- A known id means the same enqueue arrived twice; the first one wins.
         results[#results + 1] = 0
     else
-        local fields = {}
-        for f = 1, n_fields do
-            fields[#fields + 1] = names[f]
-            fields[#fields + 1] = ARGV[i + f]
+        if unique_key ~= '' then
+            holder = holder_of(KEYS[6] .. unique_key)
         end
-        local run_at_ms = tonumber(ARGV[i + run_at_at]) or 0
-        local score = ARGV[i + score_at]
-        local status = 'queued'
-        if run_at_ms > now_ms then
-            status = 'scheduled'
-        end
-        fields[#fields + 1] = 'status'
-        fields[#fields + 1] = status
-        fields[#fields + 1] = 'attempts'
-        fields[#fields + 1] = '0'
-        redis.call('HSET', job_key, unpack(fields))
-        if status == 'scheduled' then
-            -- Not ready yet: promote_due.lua moves it when run_at_ms passes.
-            redis.call('ZADD', KEYS[3], run_at_ms, job_id)
-        elseif score ~= '' then
-            -- A non-default priority needs ordering by score, not by arrival.
-            redis.call('ZADD', KEYS[2], score, job_id)
-            wake = true
-        elseif at_front == '1' then
-            redis.call('LPUSH', KEYS[1], job_id)
-            wake = true
+        if holder then
+            -- Another job holds the key: the caller gets that job instead.
+            results[#results + 1] = holder
         else
-            redis.call('RPUSH', KEYS[1], job_id)
-            wake = true
+            if store(i, job_id, job_key, unique_key) then
+                wake = true
+            end
+            results[#results + 1] = 1
         end
-        results[#results + 1] = 1
     end
     i = i + 1 + n_fields
 end

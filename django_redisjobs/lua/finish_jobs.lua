@@ -9,30 +9,67 @@
 -- KEYS[7]  {p:q}:prioritized   zset of ready job ids at other priorities
 -- KEYS[8]  {p:q}:marker        zset that wakes blocked workers
 -- KEYS[9]  {p:q}:job:          prefix of the queue's job hashes (see enqueue_jobs.lua)
+-- KEYS[10] {p:q}:unique:       prefix of the queue's unique locks (see
+--                              enqueue_jobs.lua); only used for a job that has a
+--                              unique_key
 -- ARGV[1]  now_ms (int, epoch ms)
 -- ARGV[2]  worker id (string): only this worker's claims are recorded
 -- ARGV[3]  channel prefix (string): PUBLISH to it plus the id when a job ends
 -- then, per job, 9 values:
 --   id; attempt (int, the attempts value seen at claim);
 --   outcome: succeeded | retrying | dead | cancelled | requeued;
---   due_ms (int, retrying only); ttl_ms (int, hash lifetime once ended);
+--   due_ms (int, retrying only); ttl_ms (int, hash lifetime once ended; when not
+--   above 0, the job's result_ttl_ms field is used);
 --   result (JSON, succeeded only); error class; error message; traceback
 --
 -- Returns one integer per job: 1 recorded; 0 not recorded because the job is no
 -- longer this worker's attempt (its lease was recovered); -1 the hash is gone.
 -- "requeued" puts the job back at the head of its queue and gives the attempt back,
--- for a worker that stops before the job ends.
+-- for a worker that stops before the job ends. A job whose cancel was requested
+-- (cancel_requested = "1") is never queued again: "retrying" and "requeued" end it
+-- as cancelled instead. Ending a job releases its unique lock, or leaves the lock
+-- to expire at the job's unique_until_ms when that is still ahead.
 
-local now_ms = ARGV[1]
+local now_ms = tonumber(ARGV[1])
 local worker_id = ARGV[2]
 local channel_prefix = ARGV[3]
 local results = {}
 local wake = false
 
+-- Release the job's unique lock if it still holds it, keeping its window.
+local function release_unique(job_key, job_id)
+    local unique = redis.call('HMGET', job_key, 'unique_key', 'unique_until_ms')
+    if not unique[1] or unique[1] == '' then
+        return
+    end
+    local lock = KEYS[10] .. unique[1]
+    if redis.call('GET', lock) ~= job_id then
+        -- A stale lock was taken over by a newer job; it is not ours to drop.
+        return
+    end
+    local until_ms = tonumber(unique[2]) or 0
+    if until_ms > now_ms then
+        redis.call('PEXPIREAT', lock, until_ms)
+        -- Keep the job readable for as long as its lock can name it.
+        if redis.call('PEXPIRETIME', job_key) < until_ms then
+            redis.call('PEXPIREAT', job_key, until_ms)
+        end
+    else
+        redis.call('DEL', lock)
+    end
+end
+
 local function ended(job_key, job_id, status, ttl_ms, finished_set)
+    local ttl = tonumber(ttl_ms) or 0
+    if ttl <= 0 then
+        ttl = tonumber(redis.call('HGET', job_key, 'result_ttl_ms')) or 0
+    end
     redis.call('HSET', job_key, 'status', status, 'finished_ms', now_ms)
     redis.call('ZADD', finished_set, now_ms, job_id)
-    redis.call('PEXPIRE', job_key, ttl_ms)
+    if ttl > 0 then
+        redis.call('PEXPIRE', job_key, ttl)
+    end
+    release_unique(job_key, job_id)
     redis.call('PUBLISH', channel_prefix .. job_id, status)
 end
 
@@ -41,7 +78,8 @@ while i <= #ARGV do
     local job_id, attempt, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local due_ms, ttl_ms = ARGV[i + 3], ARGV[i + 4]
     local job_key = KEYS[9] .. job_id
-    local held = redis.call('HMGET', job_key, 'status', 'worker', 'attempts', 'score')
+    local held = redis.call('HMGET', job_key, 'status', 'worker', 'attempts', 'score',
+        'cancel_requested')
     if held[1] == false then
         results[#results + 1] = -1
     elseif held[1] ~= 'active' or held[2] ~= worker_id or held[3] ~= attempt then
@@ -49,6 +87,10 @@ while i <= #ARGV do
         results[#results + 1] = 0
     else
         redis.call('ZREM', KEYS[1], job_id)
+        if held[5] == '1' and (outcome == 'retrying' or outcome == 'requeued') then
+            -- Cancelled while it ran: another attempt would defy the request.
+            outcome = 'cancelled'
+        end
         if outcome ~= 'succeeded' and outcome ~= 'requeued' then
             redis.call('HSET', job_key, 'error_class', ARGV[i + 6],
                 'error_message', ARGV[i + 7], 'traceback', ARGV[i + 8])

@@ -1,6 +1,7 @@
 """``manage.py runworker``: run a worker until stopped (Django Channels has a command
 of the same name; install only one of the two apps in a project)."""
 
+import functools
 import logging
 import sys
 from datetime import timedelta
@@ -13,6 +14,11 @@ from django_redisjobs.exceptions import RedisJobsConfigurationError
 from django_redisjobs.keys import is_safe_name
 from django_redisjobs.queue import REDIS_ERRORS, get_store
 from django_redisjobs.registry import autodiscover, registry
+from django_redisjobs.supervisor import (
+    Supervisor,
+    SupervisorConfig,
+    install_supervisor_signal_handlers,
+)
 from django_redisjobs.worker import Worker, WorkerConfig, install_signal_handlers
 
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
@@ -30,14 +36,15 @@ class Command(BaseCommand):
             "--queues",
             default="",
             help="Comma-separated queues to serve, in priority order "
-            "(default: REDISJOBS['DEFAULT_QUEUE']).",
+            "(default: REDISJOBS['DEFAULT_QUEUE']); with weights, as in "
+            "high:5,default:3,low:1, each claim picks the order at random by weight.",
         )
         parser.add_argument(
             "--concurrency",
             type=int,
             default=4,
-            help="Jobs run at once: sync jobs take a thread each, async jobs share "
-            "one event loop (default 4).",
+            help="Threads for sync jobs (default 4). Async jobs share one event "
+            "loop; at most concurrency + prefetch jobs are held at once.",
         )
         parser.add_argument(
             "--prefetch",
@@ -68,9 +75,20 @@ class Command(BaseCommand):
             "(default 30). An idle worker notices a stop within 2 s.",
         )
         parser.add_argument(
+            "--processes",
+            type=int,
+            default=None,
+            help="Run this many worker processes under a supervisor, each with "
+            "--concurrency threads. A job past its timeout then has its process "
+            "killed and replaced, and a process that dies is replaced and its jobs "
+            "recovered at once; --max-jobs applies to each process, which is "
+            "replaced when it reaches it (default: one worker in this process).",
+        )
+        parser.add_argument(
             "--no-scheduler",
             action="store_true",
-            help="Do not promote delayed jobs or recover lost ones in this worker.",
+            help="Do not promote delayed jobs, enqueue cron entries or recover lost "
+            "ones in this worker.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -82,25 +100,53 @@ class Command(BaseCommand):
             store.client.ping()
         except REDIS_ERRORS as err:
             raise CommandError(f"Redis is unreachable: {err}") from err
-        worker = Worker(config, store=store, functions=registry)
-        install_signal_handlers(worker)
-        stats = worker.run()
+        if options["processes"] is not None:
+            by_status = self._supervise(config, options)
+        else:
+            worker = Worker(config, store=store, functions=registry)
+            install_signal_handlers(worker)
+            by_status = worker.run().by_status
         if config.burst:
-            counts = ", ".join(f"{k}={v}" for k, v in sorted(stats.by_status.items()))
-            total = sum(stats.by_status.values())
+            counts = ", ".join(f"{k}={v}" for k, v in sorted(by_status.items()))
+            total = sum(by_status.values())
             self.stdout.write(f"Burst done: {total} attempts ({counts or 'none'}).")
+
+    def _supervise(
+        self, config: WorkerConfig, options: dict[str, Any]
+    ) -> dict[str, int]:
+        supervisor = Supervisor(
+            SupervisorConfig(
+                processes=options["processes"],
+                worker=config,
+                prepare=functools.partial(_configure_logging, options["verbosity"]),
+            ),
+            functions=registry,
+        )
+        install_supervisor_signal_handlers(supervisor)
+        if supervisor.run() != 0:
+            raise CommandError(
+                "Stopped at once by a second interrupt; the jobs that were running "
+                "return to their queues when their leases expire.",
+                returncode=1,
+            )
+        return supervisor.by_status
 
     def _config(self, options: dict[str, Any]) -> WorkerConfig:
         try:
             settings = get_settings()
         except RedisJobsConfigurationError as err:
             raise CommandError(str(err)) from err
-        queues = tuple(q.strip() for q in options["queues"].split(",") if q.strip())
-        for name in queues:
-            if not is_safe_name(name):
-                raise CommandError(f"Queue name {name!r} is not valid.")
+        queues, weights = parse_queues(options["queues"])
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be 1 or more.")
+        if options["prefetch"] is not None and options["prefetch"] < 0:
+            raise CommandError("--prefetch must be 0 or more.")
+        if options["max_jobs"] is not None and options["max_jobs"] < 1:
+            raise CommandError("--max-jobs must be 1 or more.")
+        if options["grace"] < 0:
+            raise CommandError("--grace must be 0 or more.")
+        if options["processes"] is not None and options["processes"] < 1:
+            raise CommandError("--processes must be 1 or more.")
         return WorkerConfig(
             queues=queues or (settings.default_queue,),
             concurrency=options["concurrency"],
@@ -112,7 +158,31 @@ class Command(BaseCommand):
             max_jobs=options["max_jobs"],
             scheduler=not options["no_scheduler"],
             grace=timedelta(seconds=options["grace"]),
+            weights=weights,
         )
+
+
+def parse_queues(value: str) -> tuple[tuple[str, ...], tuple[int, ...] | None]:
+    """Split ``--queues``: names, and their weights when every name has one."""
+    names: list[str] = []
+    weights: list[int] = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, colon, weight = (part.strip() for part in item.partition(":"))
+        if not is_safe_name(name):
+            raise CommandError(f"Queue name {name!r} is not valid.")
+        if colon and not (weight.isdigit() and int(weight) >= 1):
+            raise CommandError(
+                f"Weight {weight!r} of queue {name!r} is not valid; use a whole "
+                "number of 1 or more."
+            )
+        names.append(name)
+        weights += [int(weight)] if colon else []
+    if weights and len(weights) != len(names):
+        raise CommandError(
+            f"--queues {value!r} gives weights to some queues only; give every "
+            "queue a weight, or none."
+        )
+    return tuple(names), tuple(weights) or None
 
 
 def _configure_logging(verbosity: int) -> None:

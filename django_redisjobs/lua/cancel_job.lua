@@ -1,0 +1,76 @@
+-- cancel_job.lua: cancel one job: end it if it waits, or flag it if it runs.
+--
+-- KEYS[1]  {p:q}:job:<id>      the job's hash
+-- KEYS[2]  {p:q}:ready         list of ready job ids at the default priority
+-- KEYS[3]  {p:q}:prioritized   zset of ready job ids at other priorities
+-- KEYS[4]  {p:q}:scheduled     zset of job ids waiting for a time (delays, retries)
+-- KEYS[5]  {p:q}:cancelled     zset of cancelled job ids, score = finish ms
+-- KEYS[6]  {p:q}:unique:       prefix of the queue's unique locks (see
+--                              enqueue_jobs.lua); only used for a job that has a
+--                              unique_key
+-- ARGV[1]  job id (string)
+-- ARGV[2]  now_ms (int, epoch ms)
+-- ARGV[3]  ttl_ms (int): lifetime of the cancelled hash when the job's
+--          result_ttl_ms field is not above 0
+-- ARGV[4]  channel (string): the job's end channel, told "cancelled"
+--
+-- Returns an integer: 1 the job was queued, scheduled or retrying and is now
+-- cancelled (out of every queue structure, in the cancelled zset, with a TTL, its
+-- unique lock released as finish_jobs.lua does); 2 the job is active, and its
+-- cancel_requested field is now "1" for the job and its worker to honour; 0 the job
+-- had already ended (nothing changes); -1 there is no such job.
+-- LREM makes cancelling a default-priority queued job O(N) in the ready list's
+-- length; the other cases are O(log N).
+
+local job_id = ARGV[1]
+local now_ms = tonumber(ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    return -1
+end
+local job = redis.call('HMGET', KEYS[1], 'status', 'score', 'result_ttl_ms',
+    'unique_key', 'unique_until_ms')
+local status = job[1]
+if status == 'active' then
+    -- Only the job's own code can stop it; the worker checks before it starts.
+    redis.call('HSET', KEYS[1], 'cancel_requested', '1')
+    return 2
+end
+if status == 'queued' then
+    if tonumber(job[2]) then
+        redis.call('ZREM', KEYS[3], job_id)
+    else
+        redis.call('LREM', KEYS[2], 1, job_id)
+    end
+elseif status == 'scheduled' or status == 'retrying' then
+    redis.call('ZREM', KEYS[4], job_id)
+else
+    -- succeeded, dead or cancelled: an ended job stays as it ended.
+    return 0
+end
+
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_ms', now_ms,
+    'cancel_requested', '1')
+redis.call('ZADD', KEYS[5], now_ms, job_id)
+local ttl_ms = tonumber(job[3]) or 0
+if ttl_ms <= 0 then
+    ttl_ms = tonumber(ARGV[3])
+end
+redis.call('PEXPIRE', KEYS[1], ttl_ms)
+
+if job[4] and job[4] ~= '' then
+    local lock = KEYS[6] .. job[4]
+    if redis.call('GET', lock) == job_id then
+        local until_ms = tonumber(job[5]) or 0
+        if until_ms > now_ms then
+            -- The unique_for window outlives the job: keep both until it closes.
+            redis.call('PEXPIREAT', lock, until_ms)
+            if ttl_ms < until_ms - now_ms then
+                redis.call('PEXPIREAT', KEYS[1], until_ms)
+            end
+        else
+            redis.call('DEL', lock)
+        end
+    end
+end
+redis.call('PUBLISH', ARGV[4], 'cancelled')
+return 1

@@ -1,0 +1,154 @@
+-- recover_jobs.lua: take back jobs whose worker is gone.
+--
+-- Two ways to know a worker is gone, one set of rules for its jobs:
+-- * its lease expired (ARGV[7] empty): every active job whose lease deadline is
+--   before now_ms, up to the limit; any worker's scheduler tick calls this;
+-- * a supervisor saw its process die (ARGV[7] names the worker): the candidate ids
+--   in ARGV[9..] that this worker still holds, at once, without waiting for the
+--   lease. A candidate no longer active, or held by another worker (its lease ran
+--   out and another claimed it), is left alone: the check and the move are one
+--   step, so a live worker's job is never taken.
+--
+-- KEYS[1]  {p:q}:active        zset of claimed job ids, score = lease deadline ms
+-- KEYS[2]  {p:q}:ready         list of ready job ids at the default priority
+-- KEYS[3]  {p:q}:prioritized   zset of ready job ids at other priorities
+-- KEYS[4]  {p:q}:dead          zset of dead job ids, score = finish ms
+-- KEYS[5]  {p:q}:marker        zset that wakes blocked workers
+-- KEYS[6]  {p:q}:job:          prefix of the queue's job hashes (see enqueue_jobs.lua)
+-- KEYS[7]  {p:q}:cancelled     zset of cancelled job ids, score = finish ms
+-- KEYS[8]  {p:q}:unique:       prefix of the queue's unique locks (see
+--                              enqueue_jobs.lua); only used for a job that has a
+--                              unique_key
+-- ARGV[1]  now_ms (int, epoch ms): leases with a deadline before it have expired
+-- ARGV[2]  limit (int >= 1): the most expired leases to take in this call
+-- ARGV[3]  dead ttl_ms (int): lifetime of a job hash that goes dead here
+-- ARGV[4]  channel prefix (string): PUBLISH to it plus the id when a job ends here
+-- ARGV[5]  error class recorded for a lost attempt (string)
+-- ARGV[6]  cancelled ttl_ms (int): lifetime of a job hash cancelled here, when its
+--          result_ttl_ms field is not above 0
+-- ARGV[7]  worker id (string): "" to take expired leases, else the dead worker
+-- ARGV[8]  reason (string): how that worker died ("" with expired leases); the
+--          recorded message adds the attempt
+-- ARGV[9..] candidate job ids (with a worker id; the caller read them from KEYS[1])
+--
+-- Returns a flat array: requeued count, dead count, then the recovered ids.
+-- A requeued job goes to the head of its queue: it has waited longest. Its lost
+-- attempt counts, so a job that kills its worker every time ends dead. A job whose
+-- cancel was requested (cancel_requested = "1") ends cancelled instead of going
+-- back to its queue; it is among the ids but in neither count. A job that ends
+-- here releases its unique lock as finish_jobs.lua does.
+
+local now_ms = tonumber(ARGV[1])
+local worker_id = ARGV[7]
+local candidates = {}
+if worker_id == '' then
+    candidates = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now_ms,
+        'LIMIT', 0, ARGV[2])
+else
+    for i = 9, #ARGV do
+        candidates[#candidates + 1] = ARGV[i]
+    end
+end
+local requeued, dead = 0, 0
+local ids = {}
+
+-- Release the job's unique lock if it still holds it, keeping its window.
+local function release_unique(job_key, job_id)
+    local unique = redis.call('HMGET', job_key, 'unique_key', 'unique_until_ms')
+    if not unique[1] or unique[1] == '' then
+        return
+    end
+    local lock = KEYS[8] .. unique[1]
+    if redis.call('GET', lock) ~= job_id then
+        -- A stale lock was taken over by a newer job; it is not ours to drop.
+        return
+    end
+    local until_ms = tonumber(unique[2]) or 0
+    if until_ms > now_ms then
+        redis.call('PEXPIREAT', lock, until_ms)
+        -- Keep the job readable for as long as its lock can name it.
+        if redis.call('PEXPIRETIME', job_key) < until_ms then
+            redis.call('PEXPIREAT', job_key, until_ms)
+        end
+    else
+        redis.call('DEL', lock)
+    end
+end
+
+local function ended(job_key, job_id, status, ttl_ms, finished_set)
+    redis.call('HSET', job_key, 'status', status, 'finished_ms', now_ms)
+    redis.call('ZADD', finished_set, now_ms, job_id)
+    redis.call('PEXPIRE', job_key, ttl_ms)
+    release_unique(job_key, job_id)
+    redis.call('PUBLISH', ARGV[4] .. job_id, status)
+end
+
+-- Whether the candidate is a job to take back; see the two ways above.
+local function is_lost(job_id, holder, status)
+    if worker_id == '' then
+        return true
+    end
+    if redis.call('ZSCORE', KEYS[1], job_id) == false then
+        -- Already recorded or recovered: nothing to take back.
+        return false
+    end
+    -- Another worker's claim now (or a hash gone astray): not ours to touch.
+    return status == 'active' and holder == worker_id
+end
+
+local function take_back(job_key, job_id, job)
+    -- tonumber guards corrupt fields: an error here would strand the job.
+    local attempts = tonumber(job[1]) or 0
+    local max_attempts = tonumber(job[2]) or 1
+    local lost = tonumber(redis.call('HGET', job_key, 'lost')) or 0
+    local reason = ARGV[8]
+    if reason == '' then
+        reason = 'Worker ' .. (job[3] or '?') .. ' stopped renewing its lease'
+    end
+    redis.call('HSET', job_key, 'lost', lost + 1, 'error_class', ARGV[5],
+        'error_message', reason .. ' during attempt ' .. attempts .. '.',
+        'traceback', '', 'worker', '')
+    if job[5] == '1' then
+        -- Its cancel was requested: running it again would defy the request.
+        local ttl_ms = tonumber(job[6]) or 0
+        if ttl_ms <= 0 then
+            ttl_ms = ARGV[6]
+        end
+        ended(job_key, job_id, 'cancelled', ttl_ms, KEYS[7])
+    elseif attempts >= max_attempts then
+        -- Out of attempts: a job that kills its worker every time ends here.
+        ended(job_key, job_id, 'dead', ARGV[3], KEYS[4])
+        dead = dead + 1
+    else
+        redis.call('HSET', job_key, 'status', 'queued')
+        if tonumber(job[4]) then
+            redis.call('ZADD', KEYS[3], tonumber(job[4]), job_id)
+        else
+            redis.call('LPUSH', KEYS[2], job_id)
+        end
+        requeued = requeued + 1
+    end
+    ids[#ids + 1] = job_id
+end
+
+for _, job_id in ipairs(candidates) do
+    local job_key = KEYS[6] .. job_id
+    local job = redis.call('HMGET', job_key, 'attempts', 'max_attempts', 'worker',
+        'score', 'cancel_requested', 'result_ttl_ms', 'status')
+    if is_lost(job_id, job[3], job[7]) then
+        redis.call('ZREM', KEYS[1], job_id)
+        -- EXISTS, not a present field: a hash missing 'attempts' is not stranded.
+        if redis.call('EXISTS', job_key) == 1 then
+            take_back(job_key, job_id, job)
+        end
+    end
+end
+
+if requeued > 0 then
+    redis.call('ZADD', KEYS[5], 0, 'ready')
+end
+local out = {requeued, dead}
+for _, job_id in ipairs(ids) do
+    out[#out + 1] = job_id
+end
+return out
