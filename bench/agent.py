@@ -24,7 +24,10 @@ def load(system: str) -> ModuleType:
     return module
 
 
-def produce(system: str, mode: str, n: int, chunk: int, warmup: int) -> float:
+def produce(
+    system: str, mode: str, n: int, chunk: int, warmup: int
+) -> tuple[float, float]:
+    """Seconds and CPU seconds of this process for the timed part."""
     module = load(system)
     bulk = getattr(module, "enqueue_bulk", None)
     if mode == "fill":
@@ -33,7 +36,7 @@ def produce(system: str, mode: str, n: int, chunk: int, warmup: int) -> float:
             bulk(n, chunk)
         else:
             module.enqueue_one(n)
-        return 0.0
+        return 0.0, 0.0
     run = module.enqueue_one if mode == "one" else lambda k: bulk(k, chunk)
     if warmup:
         run(warmup)  # connections, script loads, first-call imports
@@ -44,14 +47,14 @@ def produce(system: str, mode: str, n: int, chunk: int, warmup: int) -> float:
 
         profiler = Profiler(interval=0.0002)
         profiler.start()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     run(n)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     if profiler is not None:
         profiler.stop()
         with open(profile, "w") as out:
             out.write(profiler.output_text(unicode=False, color=False, show_all=False))
-    return seconds
+    return seconds, cpu
 
 
 def latency(system: str, n: int, rate: float) -> float:
@@ -90,8 +93,8 @@ def main() -> None:
     p.add_argument("variant")
     args = parser.parse_args()
     if args.command == "produce":
-        seconds = produce(args.system, args.mode, args.n, args.chunk, args.warmup)
-        print(json.dumps({"seconds": seconds}), flush=True)
+        seconds, cpu = produce(args.system, args.mode, args.n, args.chunk, args.warmup)
+        print(json.dumps({"seconds": seconds, "cpu_s": cpu}), flush=True)
     elif args.command == "latency":
         print(json.dumps({"seconds": latency(args.system, args.n, args.rate)}))
     else:

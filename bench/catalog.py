@@ -31,6 +31,15 @@ SYSTEMS = (
         "runworker, 4 threads, prefetch 4 (defaults)",
     ),
     System(
+        "ours-p60",
+        "ours",
+        "django-redisjobs --prefetch 60",
+        "at-least-once, as above (prefetched jobs are leased and renewed too)",
+        "runworker, 4 threads, prefetch 60",
+        variant="c4p60",
+        enqueue=False,
+    ),
+    System(
         "huey",
         "peer_huey",
         "Huey (RedisHuey)",

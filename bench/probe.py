@@ -17,6 +17,8 @@ DONE_KEY = "bench:done"  # hash: pid -> "count first_s last_s"
 TIMES_KEY = "bench:times"  # list of completion times, for forking workers
 LATENCY_KEY = "bench:latency"  # list of enqueue->start delays in ns
 FLUSH_EVERY_S = 0.005
+# A forking worker's child exits right after its job, before any flush.
+SYNC = bool(os.environ.get("BENCH_SYNC_COUNT"))
 
 _times: list[float] = []
 _lock = threading.Lock()
@@ -36,8 +38,7 @@ def meta() -> redis.Redis:
 
 def job_done() -> None:
     """Count one finished job of this process."""
-    if os.environ.get("BENCH_SYNC_COUNT"):
-        # A forking worker's child exits right after the job: write now.
+    if SYNC:
         meta().rpush(TIMES_KEY, time.time())
         return
     _times.append(time.time())

@@ -217,11 +217,14 @@ def markdown(
         f"Commands from MONITOR over a separate pass of {o['count_jobs']:,} jobs: "
         "top-level commands, then in brackets those run inside Lua scripts, which "
         "`INFO commandstats` counts as well. Redis CPU is the server's "
-        "used_cpu_user + used_cpu_sys delta over the timed runs, median.",
+        "used_cpu_user + used_cpu_sys delta over the timed runs; producer CPU is "
+        "the enqueuing process's own CPU time, worker CPU that of the worker "
+        "process (/proc), per job, medians.",
         "",
-        "| System | Enqueue: commands | Enqueue: Redis CPU µs | Drain: commands | "
-        "Drain (1 process): Redis CPU µs | Top-level commands in the drain |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| System | Enqueue: commands | Enqueue: Redis CPU µs | Enqueue: producer "
+        "CPU µs | Drain: commands | Drain, 1 process: Redis CPU µs | Drain, 1 "
+        "process: worker CPU µs | Top-level commands per job in the drain |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for key, info in systems.items():
         c = counts.get(key, {})
@@ -233,10 +236,18 @@ def markdown(
             if drain
             else ""
         )
+        cells = [
+            _num(_median(summary, key, metric), 1)
+            for metric in (
+                "enqueue_one_cpu_us",
+                "enqueue_one_client_cpu_us",
+                "drain_1_cpu_us",
+                "drain_1_worker_cpu_us",
+            )
+        ]
         lines.append(
-            f"| {info['label']} | {enq_text} | "
-            f"{_num(_median(summary, key, 'enqueue_one_cpu_us'), 1)} | {drain_text} | "
-            f"{_num(_median(summary, key, 'drain_1_cpu_us'), 1)} | {names} |"
+            f"| {info['label']} | {enq_text} | {cells[0]} | {cells[1]} | "
+            f"{drain_text} | {cells[2]} | {cells[3]} | {names} |"
         )
     lines += [
         "",
@@ -295,7 +306,8 @@ def chart(meta: dict[str, Any], summary: dict[str, Any], path: Path) -> bool:
             for y, value in enumerate(med):
                 ax.text(value, y, f" {value:,.0f}", va="center", fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
-    axes.flat[-1].axis("off") if len(panels) < 6 else None
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
     fig.suptitle(
         f"django-redisjobs and peers on Redis {meta['redis_version']} "
         f"({meta['machine']}; median, bars min–max)"
@@ -308,6 +320,9 @@ def chart(meta: dict[str, Any], summary: dict[str, Any], path: Path) -> bool:
 
 def _latency_panel(ax: Any, systems: dict[str, Any], summary: dict[str, Any]) -> None:
     keys = [k for k in systems if "latency_p50_ms" in summary.get(k, {})]
+    if not keys:
+        ax.axis("off")
+        return
     labels = [systems[k]["label"] for k in keys]
     p50 = [summary[k]["latency_p50_ms"]["median"] for k in keys]
     p99 = [summary[k]["latency_p99_ms"]["median"] for k in keys]
@@ -380,8 +395,9 @@ def summarize_stacks(raw: str, top: int = 30) -> str:
         count = int(count_text)
         total += count
         frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
-        threads[frames[0]] += count
-        for frame in set(frames[1:]):
+        if frames[0].startswith(("thread (", "process ")):
+            threads[frames.pop(0)] += count
+        for frame in set(frames):
             inclusive[frame] += count
         own[frames[-1]] += count
     if not total:
@@ -393,8 +409,9 @@ def summarize_stacks(raw: str, top: int = 30) -> str:
             rows.append(f"{100 * count / total:6.1f}%  {name}")
         return [*rows, ""]
 
-    lines = [f"{total} samples (busy threads only; idle waits are not sampled)", ""]
-    lines += block("By thread:", threads)
+    lines = [f"{total} samples of the thread holding the GIL (py-spy --gil)", ""]
+    if threads:
+        lines += block("By thread:", threads)
     lines += block("Inclusive (function and what it calls):", inclusive)
     lines += block("Self (the function's own code):", own)
     return "\n".join(lines)

@@ -127,6 +127,15 @@ class Workers:
     def pids(self) -> list[int]:
         return [proc.pid for proc in self.procs]
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds used so far by the worker processes."""
+        ticks = 0
+        for pid in self.pids:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def go(self) -> None:
         for proc in self.procs:
             assert proc.stdin is not None
@@ -292,6 +301,9 @@ class Bench:
         total = o.jobs + o.warmup
         results.add(system.key, f"enqueue_{mode}", o.jobs / out["seconds"])
         results.add(
+            system.key, f"enqueue_{mode}_client_cpu_us", out["cpu_s"] * 1e6 / o.jobs
+        )
+        results.add(
             system.key,
             f"enqueue_{mode}_commands",
             self.commands_between(before, after) / total,
@@ -311,13 +323,14 @@ class Bench:
         self.fill(system, jobs)
         workers = Workers(self, system, processes)
         try:
-            before = self.snapshot()
+            before, cpu = self.snapshot(), workers.cpu_s()
             workers.go()
             first, last = self.wait_done(workers, jobs)
             time.sleep(0.25)  # let acks and outcome batches reach Redis
-            after = self.snapshot()
+            after, cpu = self.snapshot(), workers.cpu_s() - cpu
         finally:
             workers.stop()
+        results.add(system.key, f"drain_{processes}_worker_cpu_us", cpu * 1e6 / jobs)
         results.add(system.key, f"drain_{processes}", (jobs - 1) / (last - first))
         results.add(
             system.key,
@@ -430,7 +443,7 @@ class Bench:
                     "1000",
                     "--format",
                     "raw",
-                    "--threads",
+                    "--gil",  # where the GIL goes: what bounds one process
                     "--nonblocking",
                     "-o",
                     str(raw),
@@ -555,34 +568,45 @@ def chosen_systems(args: argparse.Namespace) -> list[System]:
     return [s for s in systems if installed(s)]
 
 
-def run_system(
-    bench: Bench, system: System, scenarios: set[str], results: Results
+def run_round(
+    bench: Bench, system: System, scenarios: set[str], results: Results, tag: str
 ) -> None:
-    o = bench.options
+    """One run of every timed scenario of one system."""
     has_bulk = system.module in ("ours", "floor", "peer_rq")
-    for attempt in range(o.repeat):
-        tag = f"  {system.key} run {attempt + 1}/{o.repeat}:"
-        runs = results.runs.setdefault(system.key, {})
-        if system.enqueue and "enqueue" in scenarios:
-            bench.enqueue(system, "one", results)
-            print(f"{tag} enqueue one by one {runs['enqueue_one'][-1]:,.0f}/s")
-        if system.enqueue and has_bulk and "bulk" in scenarios:
-            bench.enqueue(system, "bulk", results)
-            print(f"{tag} bulk enqueue {runs['enqueue_bulk'][-1]:,.0f}/s")
-        if "drain" in scenarios:
-            for n in o.processes:
-                bench.drain(system, n, results)
-                print(f"{tag} drain, {n} process(es) {runs[f'drain_{n}'][-1]:,.0f}/s")
-        if "latency" in scenarios and system.key != "floor":
-            bench.latency(system, results)
-            p50, p99 = runs["latency_p50_ms"][-1], runs["latency_p99_ms"][-1]
-            print(f"{tag} latency p50 {p50:.2f} ms, p99 {p99:.2f} ms")
-    if "idle" in scenarios and system.key != "floor":
-        bench.idle(system, results)
-        idle = results.counts[system.key]["idle"]["top_per_s"]
-        print(f"  {system.key}: idle worker {idle:.1f} commands/s")
-    if "count" in scenarios:
-        bench.count(system, results)
+    tag = f"  {system.key} {tag}:"
+    runs = results.runs.setdefault(system.key, {})
+    if system.enqueue and "enqueue" in scenarios:
+        bench.enqueue(system, "one", results)
+        print(f"{tag} enqueue one by one {runs['enqueue_one'][-1]:,.0f}/s", flush=True)
+    if system.enqueue and has_bulk and "bulk" in scenarios:
+        bench.enqueue(system, "bulk", results)
+        print(f"{tag} bulk enqueue {runs['enqueue_bulk'][-1]:,.0f}/s", flush=True)
+    if "drain" in scenarios:
+        for n in bench.options.processes:
+            bench.drain(system, n, results)
+            rate = runs[f"drain_{n}"][-1]
+            print(f"{tag} drain, {n} process(es) {rate:,.0f}/s", flush=True)
+    if "latency" in scenarios and system.key != "floor":
+        bench.latency(system, results)
+        p50, p99 = runs["latency_p50_ms"][-1], runs["latency_p99_ms"][-1]
+        print(f"{tag} latency p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
+
+
+def run_all(
+    bench: Bench, systems: list[System], scenarios: set[str], results: Results
+) -> None:
+    """Rounds go system after system, so noise on a shared machine hits all alike."""
+    repeat = bench.options.repeat
+    for attempt in range(repeat):
+        for system in systems:
+            run_round(bench, system, scenarios, results, f"run {attempt + 1}/{repeat}")
+    for system in systems:
+        if "idle" in scenarios and system.key != "floor" and system.variant != "c4p60":
+            bench.idle(system, results)
+            idle = results.counts[system.key]["idle"]["top_per_s"]
+            print(f"  {system.key}: idle worker {idle:.1f} commands/s", flush=True)
+        if "count" in scenarios:
+            bench.count(system, results)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -621,9 +645,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         bench = Bench(options, server, meta)
-        for system in systems:
-            print(f"bench: {system.label}")
-            run_system(bench, system, scenarios, results)
+        run_all(bench, systems, scenarios, results)
         if options.profile:
             ours = next(s for s in SYSTEMS if s.key == "ours")
             results.meta["profiles"] = bench.profile(ours)

@@ -37,18 +37,12 @@ def enqueue_latency(sent_ns: int) -> None:
 def make_worker(variant: str) -> Callable[[], None]:
     from django.core.management import call_command
 
-    # -v 0: WARNING and up, like every other system here (no per-job log line).
-    args = ["runworker", "--concurrency", str(CONCURRENCY), "-v", "0"]
+    options = ["--concurrency", str(CONCURRENCY)]
     if variant != "default":
-        # e.g. "c8p64": concurrency 8, prefetch 64
-        threads, prefetch = variant[1:].split("p")
-        args = [
-            "runworker",
-            "--concurrency",
-            threads,
-            "--prefetch",
-            prefetch,
-            "-v",
-            "0",
-        ]
-    return lambda: call_command(*args)
+        # "c4p60": --concurrency 4 --prefetch 60
+        threads, prefetch = variant.removeprefix("c").split("p")
+        options = ["--concurrency", threads, "--prefetch", prefetch]
+    # BENCH_OURS_ARGS tries other options, e.g. "--concurrency 8 --prefetch 64".
+    options = os.environ.get("BENCH_OURS_ARGS", "").split() or options
+    # -v 0: WARNING and up, like every other system here (no per-job log line).
+    return lambda: call_command("runworker", *options, "-v", "0")
