@@ -242,7 +242,7 @@ class JobStore:
                     self._enqueue_keys(queue),
                     self._enqueue_args(requests, indexes, now_ms),
                 )
-            replies = pipe.execute()
+            replies = self.scripts.execute(pipe)
         for indexes, codes in zip(by_queue.values(), replies[1:], strict=True):
             for index, code in zip(indexes, parse_enqueued(codes), strict=True):
                 stored[index] = code
@@ -423,7 +423,7 @@ class JobStore:
                 self.scripts.queue_in(
                     pipe, "finish_jobs", self._finish_keys(queue), args
                 )
-            replies = pipe.execute()
+            replies = self.scripts.execute(pipe)
         for indexes, reply in zip(by_queue.values(), replies, strict=True):
             for index, code in zip(indexes, parse_codes(reply), strict=True):
                 codes[index] = code

@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 SCRIPT_NAMES = (
     "enqueue_jobs",
@@ -58,13 +59,15 @@ class Scripts:
     """The registered scripts of one redis client.
 
     Each wrapper runs its script and converts the reply. `queue_in` adds a call to
-    a pipeline instead; the caller converts each reply with the matching `parse_*`.
+    a pipeline instead, `execute` runs that pipeline, and the caller converts each
+    reply with the matching `parse_*`.
     """
 
     def __init__(self, client: redis.Redis) -> None:
         self._scripts: dict[str, Script] = {
             name: client.register_script(load_source(name)) for name in SCRIPT_NAMES
         }
+        self._by_sha = {script.sha: script for script in self._scripts.values()}
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         return self._scripts[name](keys=keys, args=args)
@@ -76,8 +79,29 @@ class Scripts:
         keys: Sequence[str],
         args: Sequence[Any],
     ) -> None:
-        """Add a call of script `name` to `pipe` (loaded on execute if needed)."""
-        self._scripts[name](keys=keys, args=args, client=pipe)
+        """Add a call of script `name` to `pipe`; run the pipeline with `execute`."""
+        pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+
+    def execute(self, pipe: redis.client.Pipeline) -> list[Any]:
+        """Run `pipe` in one round trip and return its replies.
+
+        redis-py checks the scripts of a pipeline with SCRIPT EXISTS before each
+        execute, a second round trip every time. Here the server's NOSCRIPT reply
+        is the check instead: a call refused with it did nothing, so it is run
+        again on its own, which loads the script (after a restart or SCRIPT
+        FLUSH). Any other error reply is raised.
+        """
+        calls = [args for args, _options in pipe.command_stack]
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        for index, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):
+                _command, sha, numkeys, *rest = calls[index]
+                replies[index] = self._by_sha[sha](
+                    keys=rest[:numkeys], args=rest[numkeys:]
+                )
+            elif isinstance(reply, Exception):
+                raise reply
+        return replies
 
     def enqueue_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[int | str]:
         """Store jobs; per job 1 (stored), 0 (id already known) or the id of the job

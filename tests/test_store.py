@@ -6,6 +6,7 @@ All against real Redis; time is injected through `now_ms`.
 from datetime import UTC, datetime
 
 import pytest
+import redis
 from django.test import override_settings
 
 from django_redisjobs import keys
@@ -141,6 +142,50 @@ def test_add_known_queues_records_worker_queues(redisjobs: RedisJobs) -> None:
     redisjobs.store.add_known_queues(["mail", "default"])
     redisjobs.store.add_known_queues(["mail"])
     assert redisjobs.store.known_queues() == ["default", "mail"]
+
+
+def _calls(rj: RedisJobs) -> dict[str, int]:
+    stats = rj.client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): v["calls"] for name, v in stats.items()}
+
+
+def test_enqueue_and_finish_send_no_script_exists_round_trip(
+    redisjobs: RedisJobs,
+) -> None:
+    (warm_id,) = add(redisjobs)
+    end(redisjobs, warm_id, "succeeded", NOW)  # every script is loaded by now
+    before = _calls(redisjobs)
+    (job_id,) = add(redisjobs)
+    end(redisjobs, job_id, "succeeded", NOW)
+    after = _calls(redisjobs)
+    # One EVALSHA each for enqueue, claim and finish; redis-py's pipeline would
+    # add a SCRIPT EXISTS round trip before enqueue and finish.
+    assert after["evalsha"] - before["evalsha"] == 3
+    assert after.get("script|exists", 0) == before.get("script|exists", 0)
+
+
+def test_pipelined_scripts_run_again_after_the_server_forgets_them(
+    redisjobs: RedisJobs,
+) -> None:
+    (first,) = add(redisjobs)
+    assert claim(redisjobs) == [first]
+    redisjobs.client.script_flush()
+    outcome = Outcome(first, Q, 1, "succeeded", ttl_ms=RESULT_TTL_MS)
+    assert redisjobs.store.finish([outcome], "w1", NOW) == [1]
+    redisjobs.client.script_flush()
+    (second,) = add(redisjobs)
+    assert claim(redisjobs) == [second]
+    assert redisjobs.store.get(first, Q).status is JobStatus.SUCCEEDED
+
+
+def test_pipelined_script_errors_other_than_noscript_are_raised(
+    redisjobs: RedisJobs,
+) -> None:
+    store = redisjobs.store
+    with store.client.pipeline(transaction=False) as pipe:
+        store.scripts.queue_in(pipe, "claim_jobs", ["a"], [])  # too few keys
+        with pytest.raises(redis.ResponseError):
+            store.scripts.execute(pipe)
 
 
 # -- get, get_many, locate ----------------------------------------------------
