@@ -28,7 +28,7 @@ SYSTEMS = (
         "django-redisjobs",
         "at-least-once: claims are leases renewed by a heartbeat; any worker "
         "requeues expired ones",
-        "runworker, 4 threads, prefetch 4 (defaults)",
+        "runworker, 4 threads, prefetch 16 (defaults)",
     ),
     System(
         "ours-p60",

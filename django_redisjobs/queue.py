@@ -35,6 +35,8 @@ from .scripts import Claimed, CronClaim, Recovered, parse_codes, parse_enqueued
 
 WORKER_LOST = "django_redisjobs.WorkerLost"
 
+QUEUE_NAME_REFRESH_MS = 10_000
+
 # Redis cannot serve the command now, but may a moment later: unreachable, timed
 # out, loading its data, full under maxmemory-policy noeviction, or a replica
 # that a failover has not promoted yet. Callers retry (the worker) or report
@@ -142,6 +144,8 @@ class JobStore:
         self.scripts = connection.scripts
         self.settings = settings
         self.prefix = settings.prefix
+        # Queue name -> ms of this process's last SADD of it to the queues set.
+        self._queue_names_sent: dict[str, int] = {}
 
     # -- key lists, in the order each script documents ----------------------
 
@@ -215,7 +219,20 @@ class JobStore:
         if not requests:
             return stored
         try:
-            return self._enqueue_pipelined(requests, by_queue, now_ms, stored)
+            stale = self._stale_queue_names(by_queue, now_ms)
+            if len(by_queue) == 1 and not stale:
+                # The common case: one script call, no pipeline around it.
+                ((queue, indexes),) = by_queue.items()
+                codes = self.scripts.enqueue_jobs(
+                    self._enqueue_keys(queue),
+                    self._enqueue_args(requests, indexes, now_ms),
+                )
+                for index, code in zip(indexes, codes, strict=True):
+                    stored[index] = code
+                return stored
+            stored = self._enqueue_pipelined(requests, by_queue, now_ms, stored, stale)
+            self._queue_names_sent.update(dict.fromkeys(stale, now_ms))
+            return stored
         except redis.RedisError as err:
             # Out of memory or a read-only replica loses the job as surely as an
             # outage: the caller gets one error type for "not stored".
@@ -229,12 +246,11 @@ class JobStore:
         by_queue: Mapping[str, list[int]],
         now_ms: int,
         stored: list[int | str],
+        stale: list[str],
     ) -> list[int | str]:
         with self.client.pipeline(transaction=False) as pipe:
-            # SADD on every enqueue, in the same round trip: the set goes with the
-            # data on a restart without persistence or a FLUSHDB, and a cache in
-            # the process would never add the queue back.
-            pipe.sadd(keys.queues(self.prefix), *sorted(by_queue))
+            if stale:
+                pipe.sadd(keys.queues(self.prefix), *stale)
             for queue, indexes in by_queue.items():
                 self.scripts.queue_in(
                     pipe,
@@ -243,10 +259,26 @@ class JobStore:
                     self._enqueue_args(requests, indexes, now_ms),
                 )
             replies = self.scripts.execute(pipe)
-        for indexes, codes in zip(by_queue.values(), replies[1:], strict=True):
+        script_replies = replies[1:] if stale else replies
+        for indexes, codes in zip(by_queue.values(), script_replies, strict=True):
             for index, code in zip(indexes, parse_enqueued(codes), strict=True):
                 stored[index] = code
         return stored
+
+    def _stale_queue_names(self, queues: Iterable[str], now_ms: int) -> list[str]:
+        """Queue names to SADD again with this enqueue.
+
+        Sending the SADD with every job would cost a command per job. Sending it
+        only once per process would never add a name back after Redis lost its
+        data (a restart without persistence, FLUSHDB), so it is resent after
+        `QUEUE_NAME_REFRESH_MS`; workers also add their queues at each heartbeat.
+        """
+        return sorted(
+            q
+            for q in queues
+            if now_ms - self._queue_names_sent.get(q, -QUEUE_NAME_REFRESH_MS)
+            >= QUEUE_NAME_REFRESH_MS
+        )
 
     @staticmethod
     def _enqueue_args(
@@ -549,6 +581,8 @@ class JobStore:
         """Publish that the worker lives until `expires_ms`, with its counters."""
         key = keys.worker(self.prefix, info.worker_id)
         with self.client.pipeline(transaction=False) as pipe:
+            # The queues set comes back after Redis lost its data (see enqueue).
+            pipe.sadd(keys.queues(self.prefix), *info.queues)
             pipe.zadd(keys.workers(self.prefix), {info.worker_id: expires_ms})
             fields: dict[str | bytes, str | int] = {
                 "hostname": info.hostname,

@@ -55,7 +55,7 @@ class WorkerConfig:
 
     queues: tuple[str, ...]
     concurrency: int = 4
-    prefetch: int = 4
+    prefetch: int = 16
     name: str | None = None
     burst: bool = False
     max_jobs: int | None = None
@@ -458,7 +458,7 @@ class Worker:
                         outcome.queue,
                         outcome.status,
                     )
-                self._forget(outcome.job_id)
+            self._forget(*(outcome.job_id for outcome in outcomes))
             return
 
     def _drop(self, outcomes: list[Outcome], err: Exception) -> None:
@@ -474,9 +474,10 @@ class Worker:
                 err,
             )
 
-    def _forget(self, job_id: str) -> None:
+    def _forget(self, *job_ids: str) -> None:
         with self._held_lock:
-            self._held.pop(job_id, None)
+            for job_id in job_ids:
+                self._held.pop(job_id, None)
         with self._changed:
             self._changed.notify_all()
 

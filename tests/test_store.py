@@ -13,6 +13,7 @@ from django_redisjobs import keys
 from django_redisjobs.exceptions import JobDoesNotExist, RedisUnavailable
 from django_redisjobs.job import Job, JobStatus, new_job_id, now_epoch_ms
 from django_redisjobs.queue import (
+    QUEUE_NAME_REFRESH_MS,
     EnqueueRequest,
     JobState,
     JobStore,
@@ -132,10 +133,14 @@ def test_queue_is_known_again_after_redis_lost_its_data(
         store = get_store()
         enqueue(store, make_job())
         server.restart()  # persistence is off: every key is gone
-        job = make_job()
-        enqueue(store, job)
+        soon = make_job()
+        enqueue(store, soon, now_ms=NOW + 1)
+        # The name is resent at most every QUEUE_NAME_REFRESH_MS, not per job.
+        assert store.known_queues() == []
+        later = make_job()
+        enqueue(store, later, now_ms=NOW + QUEUE_NAME_REFRESH_MS)
         assert store.known_queues() == [Q]
-        assert store.locate(job.id) == Q
+        assert store.locate(later.id) == Q
 
 
 def test_add_known_queues_records_worker_queues(redisjobs: RedisJobs) -> None:

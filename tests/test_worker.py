@@ -359,3 +359,12 @@ def test_timeouts_are_enforced_while_redis_is_unreachable(
             thread.join(timeout=10)
     assert handle.error is not None
     assert handle.error.exc_class == "django_redisjobs.exceptions.JobTimeout"
+
+
+def test_worker_heartbeat_restores_its_queue_names(redisjobs: Any) -> None:
+    worker = redisjobs.worker(queues=("default", "other"))
+    redisjobs.client.delete(keys.queues(redisjobs.prefix))
+
+    worker._heartbeat()
+
+    assert redisjobs.store.known_queues() == ["default", "other"]

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import django
 
-CONCURRENCY = 4  # runworker's default; prefetch defaults to the same
+CONCURRENCY = 4  # runworker's default; prefetch defaults to 4 x concurrency
 
 
 def setup() -> None:

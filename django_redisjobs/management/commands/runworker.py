@@ -21,6 +21,10 @@ from django_redisjobs.supervisor import (
 )
 from django_redisjobs.worker import Worker, WorkerConfig, install_signal_handlers
 
+# Like Celery's default prefetch multiplier: batches large enough to amortise the
+# claim round trip, small enough that one worker does not hoard a queue.
+PREFETCH_PER_THREAD = 4
+
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
 
 
@@ -50,8 +54,9 @@ class Command(BaseCommand):
             "--prefetch",
             type=int,
             default=None,
-            help="Jobs claimed ahead of free threads, to claim in batches "
-            "(default: same as --concurrency).",
+            help="Jobs claimed ahead of free threads, so claims come in batches "
+            "and a freed thread finds its next job in memory (default: 4 x "
+            "--concurrency).",
         )
         parser.add_argument(
             "--burst",
@@ -152,7 +157,7 @@ class Command(BaseCommand):
             concurrency=options["concurrency"],
             prefetch=options["prefetch"]
             if options["prefetch"] is not None
-            else options["concurrency"],
+            else PREFETCH_PER_THREAD * options["concurrency"],
             name=options["name"],
             burst=options["burst"],
             max_jobs=options["max_jobs"],
