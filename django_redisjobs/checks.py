@@ -1,4 +1,4 @@
-"""System checks for ``settings.REDISJOBS``."""
+"""System checks for ``settings.REDISJOBS``, and with ``--deploy`` for Redis itself."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -7,8 +7,19 @@ from django.apps import AppConfig
 from django.core import checks
 
 from .conf import SETTING_NAME, parse_cron, raw_settings, validate
-from .exceptions import UnknownBackgroundFunction
+from .exceptions import (
+    RedisJobsConfigurationError,
+    RedisUnavailable,
+    UnknownBackgroundFunction,
+)
+from .queue import get_store
 from .registry import registry
+
+_DURABILITY_IDS = {
+    "aof": "redisjobs.W001",
+    "eviction": "redisjobs.W002",
+    "unknown": "redisjobs.W003",
+}
 
 
 def check_settings(
@@ -23,6 +34,33 @@ def check_settings(
             id=problem.check_id,
         )
         for problem in validate(raw_settings())
+    ]
+
+
+def check_redis_durability(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Deploy only (it talks to Redis): AOF off (W001), an eviction policy that can
+    drop job keys (W002), settings Redis would not report or Redis unreachable
+    (W003)."""
+    if validate(raw_settings()):
+        return []  # check_settings reports those; there is no Redis to ask
+    try:
+        persistence = get_store().persistence()
+    except (RedisUnavailable, RedisJobsConfigurationError) as err:
+        return [
+            checks.Warning(
+                f"Could not read Redis's persistence settings: {err}",
+                hint="Run the check where Redis is reachable, or check appendonly "
+                "and maxmemory-policy on the server yourself.",
+                id=_DURABILITY_IDS["unknown"],
+            )
+        ]
+    return [
+        checks.Warning(
+            problem.message, hint=problem.hint, id=_DURABILITY_IDS[problem.code]
+        )
+        for problem in persistence.problems()
     ]
 
 
@@ -53,3 +91,4 @@ def check_cron_functions(
 def register() -> None:
     checks.register(check_settings, "redisjobs")
     checks.register(check_cron_functions, "redisjobs")
+    checks.register(check_redis_durability, "redisjobs", deploy=True)

@@ -11,16 +11,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .conf import Settings, get_settings
 from .exceptions import RedisJobsConfigurationError
 from .scripts import Scripts
 
-# Fail fast on a dead host, and let the kernel notice a dropped peer.
+# Fail fast on a dead host, and let the kernel notice a dropped peer. One immediate
+# retry on a fresh connection covers a pooled connection that Redis closed (CLIENT
+# KILL, restart); longer outages are the caller's to handle: the worker logs and
+# backs off with its own cap, and enqueue raises `RedisUnavailable` at once rather
+# than after redis-py's default of 10 hidden retries (redis-py >= 6), which would
+# also delay and hide the worker's warnings.
 _DEFAULT_OPTIONS: dict[str, Any] = {
     "socket_connect_timeout": 5,
     "socket_keepalive": True,
     "health_check_interval": 30,
+    "retry": Retry(NoBackoff(), 1),
 }
 
 

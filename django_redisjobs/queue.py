@@ -5,6 +5,7 @@ is one Lua script call (see `lua/`). The worker, handles, the scheduler and the
 admin all use `JobStore`, so there is one implementation of the state machine.
 """
 
+import contextlib
 import enum
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,7 +37,16 @@ WORKER_LOST = "django_redisjobs.WorkerLost"
 
 QUEUE_NAME_REFRESH_MS = 10_000
 
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+# Redis cannot serve the command now, but may a moment later: unreachable, timed
+# out, loading its data, full under maxmemory-policy noeviction, or a replica
+# that a failover has not promoted yet. Callers retry (the worker) or report
+# `RedisUnavailable` (enqueue, reads).
+REDIS_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+)
 
 
 class JobState(enum.StrEnum):
@@ -669,9 +679,35 @@ class JobStore:
             [keys.cron(self.prefix, queue)], [cutoff_ms, *names]
         )
 
-    def server_info(self, section: str) -> dict[str, Any]:
-        """Redis INFO / CONFIG facts the worker checks at start (persistence)."""
-        return dict(self.client.info(section))
+    def persistence(self) -> "Persistence":
+        """What the server says about keeping jobs across a restart and under memory
+        pressure: ``CONFIG GET``, or ``INFO`` where a managed Redis refuses CONFIG.
+
+        A fact neither command gives is None. Raises `RedisUnavailable`.
+        """
+        config: dict[str, str] = {}
+        with contextlib.suppress(redis.ResponseError):
+            config = self._read(
+                lambda: self.client.config_get(
+                    "appendonly", "appendfsync", "maxmemory-policy"
+                )
+            )
+        if "appendonly" in config and "maxmemory-policy" in config:
+            return Persistence(
+                config["appendonly"] == "yes",
+                config.get("appendfsync"),
+                config["maxmemory-policy"],
+            )
+        facts: dict[str, Any] = {}
+        for section in ("persistence", "memory"):
+            with contextlib.suppress(redis.ResponseError):
+                facts.update(self._read(lambda s=section: self.client.info(s)))
+        aof = facts.get("aof_enabled")
+        return Persistence(
+            None if aof is None else bool(int(aof)),
+            config.get("appendfsync"),
+            facts.get("maxmemory_policy"),
+        )
 
     def set_progress(self, job_id: str, queue: str, fraction: float) -> None:
         """Store a running job's progress (0 to 1)."""
@@ -721,6 +757,72 @@ class JobStore:
         return keys.job_channel(self.prefix, queue, job_id)
 
 
+@dataclass(frozen=True, slots=True)
+class DurabilityProblem:
+    """A Redis setting that can lose jobs; `code` is "aof", "eviction" or "unknown"."""
+
+    code: str
+    message: str
+    hint: str
+
+
+_DURABILITY_HINT = (
+    "Recommended: appendonly yes, appendfsync everysec (or always), "
+    "maxmemory-policy noeviction; see docs/guarantees.md."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Persistence:
+    """Redis's persistence and eviction settings; None where the server won't say."""
+
+    aof_enabled: bool | None
+    appendfsync: str | None
+    maxmemory_policy: str | None
+
+    def problems(self) -> list[DurabilityProblem]:
+        """What these settings put at risk, in words for a log line or a check."""
+        found: list[DurabilityProblem] = []
+        if self.aof_enabled is None:
+            found.append(
+                DurabilityProblem(
+                    "unknown",
+                    "Redis did not report whether append-only persistence is on "
+                    "(CONFIG and INFO refused).",
+                    _DURABILITY_HINT,
+                )
+            )
+        elif not self.aof_enabled:
+            found.append(
+                DurabilityProblem(
+                    "aof",
+                    "Redis has append-only persistence (AOF) off: a restart loses "
+                    "every job written since the last RDB snapshot, if any, "
+                    "including queued, scheduled and running ones.",
+                    _DURABILITY_HINT,
+                )
+            )
+        policy = self.maxmemory_policy
+        if policy and policy != "noeviction":
+            if policy.startswith("volatile-"):
+                risk = (
+                    "it evicts keys that have a TTL: finished jobs and their "
+                    "results, dead jobs and worker records may vanish before their "
+                    "TTL; queued, scheduled and running jobs have no TTL and stay."
+                )
+            else:
+                risk = "it may evict any key, including queued and running jobs."
+            found.append(
+                DurabilityProblem(
+                    "eviction",
+                    f"Redis maxmemory-policy is {policy!r}: once Redis reaches "
+                    f"maxmemory {risk}",
+                    _DURABILITY_HINT,
+                )
+            )
+        return found
+
+
 def get_store() -> JobStore:
     """The `JobStore` for the current settings, sharing the process's connection."""
     connection = get_connection()
@@ -741,11 +843,13 @@ __all__ = [
     "Claimed",
     "CronClaim",
     "CronState",
+    "DurabilityProblem",
     "EnqueueRequest",
     "JobState",
     "JobStatus",
     "JobStore",
     "Outcome",
+    "Persistence",
     "Placed",
     "Recovered",
     "WorkerInfo",

@@ -22,7 +22,7 @@ from datetime import timedelta
 from types import FrameType
 
 from .conf import Settings, get_settings
-from .exceptions import InvalidJob, UnknownBackgroundFunction
+from .exceptions import InvalidJob, RedisUnavailable, UnknownBackgroundFunction
 from .execution import AttemptResult, failed_before_running
 from .job import Job, JobStatus, duration_ms, from_fields, now_epoch_ms
 from .pool import ExecutorPool
@@ -36,7 +36,7 @@ from .queue import (
     get_store,
 )
 from .registry import Registry, registry
-from .scheduler import Scheduler
+from .scheduler import Scheduler, SchedulerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -117,17 +117,41 @@ class WorkerStats:
 class _Backoff:
     """Capped exponential waits between tries while Redis does not answer."""
 
-    def __init__(self, first_s: float = 0.1, cap_s: float = 5.0) -> None:
-        self.first_s, self.cap_s, self.next_s = first_s, cap_s, first_s
+    def __init__(
+        self,
+        what: str,
+        first_s: float = 0.1,
+        cap_s: float = 5.0,
+        reached: threading.Event | None = None,
+    ) -> None:
+        self.what, self.reached = what, reached
+        self.first_s = min(first_s, cap_s)
+        self.cap_s, self.next_s = cap_s, self.first_s
+        self.failing_since: float | None = None
 
-    def wait(self, stop: threading.Event, what: str, err: Exception) -> None:
+    def wait(self, stop: threading.Event, err: Exception) -> None:
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
         logger.warning(
-            "redis unavailable during %s, retry in %.1fs: %s", what, self.next_s, err
+            "redis unavailable during %s, retry in %.1fs: %s",
+            self.what,
+            self.next_s,
+            err,
         )
         stop.wait(self.next_s)
         self.next_s = min(self.next_s * 2, self.cap_s)
 
     def reset(self) -> None:
+        """Call after a success: logs the reconnection once after failures."""
+        if self.failing_since is not None:
+            logger.warning(
+                "redis reachable again during %s after %.1fs",
+                self.what,
+                time.monotonic() - self.failing_since,
+            )
+            self.failing_since = None
+            if self.reached is not None:
+                self.reached.set()
         self.next_s = self.first_s
 
 
@@ -173,12 +197,22 @@ class Worker:
         self._stopping = threading.Event()  # no more claims
         self._halt = threading.Event()  # maintenance and backoff waits end
         self._wake = threading.Event()  # wakes the maintenance thread early
+        # Ends the claim loop's backoff early: at stop, and once the heartbeat or
+        # the recorder reached Redis again (they retry more often).
+        self._claim_retry = threading.Event()
         self._pool = ExecutorPool(
             config.concurrency, self.settings, self.store, self._done, self._wake
         )
         self.scheduler = (
-            Scheduler(self.store, config.queues) if config.scheduler else None
+            Scheduler(
+                self.store, config.queues, SchedulerConfig.for_lease(self._lease_ms)
+            )
+            if config.scheduler
+            else None
         )
+        # Live holders must renew within a lease of Redis coming back, before
+        # another scheduler's recovery hold ends (scheduler.py): retry often enough.
+        self._retry_cap_s = min(5.0, self.settings.lease.total_seconds() / 3)
         self._recorder = threading.Thread(
             target=self._record_loop, name="redisjobs-recorder", daemon=True
         )
@@ -195,6 +229,7 @@ class Worker:
         if not self._stopping.is_set():
             logger.info("worker stopping id=%s", self.worker_id)
         self._stopping.set()
+        self._claim_retry.set()
         with self._changed:
             self._changed.notify_all()
 
@@ -224,32 +259,49 @@ class Worker:
     # -- claiming -----------------------------------------------------------
 
     def _register(self) -> None:
-        backoff = _Backoff()
+        backoff = _Backoff("registration")
         while not self._stopping.is_set():
             try:
                 self.store.add_known_queues(self.config.queues)
                 self._heartbeat()
+                self._warn_if_not_durable()
                 return
             except REDIS_ERRORS as err:
-                backoff.wait(self._stopping, "registration", err)
+                backoff.wait(self._stopping, err)
+
+    def _warn_if_not_durable(self) -> None:
+        try:
+            persistence = self.store.persistence()
+        except RedisUnavailable as err:
+            logger.warning("could not read redis persistence settings: %s", err)
+            return
+        for problem in persistence.problems():
+            logger.warning("%s %s", problem.message, problem.hint)
 
     def _claim_loop(self) -> None:
-        backoff = _Backoff()
+        backoff = _Backoff("claim")
         while not self._stopping.is_set() and not self._reached_max_jobs():
             slots = self._take_slots()
             if not slots:
                 continue
+            if self._stopping.is_set():
+                self._give_back_slots(slots)
+                return
             try:
                 claimed = self._claim(slots)
-            except REDIS_ERRORS as err:
+                idle = not claimed and self._idle()
+            except (*REDIS_ERRORS, RedisUnavailable) as err:
                 self._give_back_slots(slots)
-                backoff.wait(self._stopping, "claim", err)
+                self._claim_retry.clear()
+                if self._stopping.is_set():  # a stop that came in between
+                    self._claim_retry.set()
+                backoff.wait(self._claim_retry, err)
                 continue
             backoff.reset()
             self._give_back_slots(slots - len(claimed))
             for queue_name, item in claimed:
                 self._dispatch(queue_name, item)
-            if not claimed and self._idle():
+            if idle:
                 return
 
     def _reached_max_jobs(self) -> bool:
@@ -283,10 +335,17 @@ class Worker:
             wanted = limit - len(claimed)
             if wanted <= 0:
                 break
-            for item in self.store.claim(
-                queue_name, self.worker_id, wanted, now_ms, self._lease_ms
-            ):
-                claimed.append((queue_name, item))
+            try:
+                items = self.store.claim(
+                    queue_name, self.worker_id, wanted, now_ms, self._lease_ms
+                )
+            except REDIS_ERRORS:
+                if not claimed:
+                    raise
+                # Jobs claimed from earlier queues are leased to this worker: run
+                # them; the next claim meets the error again and backs off.
+                break
+            claimed.extend((queue_name, item) for item in items)
         with self._held_lock:
             for queue_name, item in claimed:
                 self._held[item.job_id] = queue_name
@@ -298,12 +357,9 @@ class Worker:
     def _idle(self) -> bool:
         """Wait for work; True when a burst worker has nothing left to do."""
         if not self.config.burst:
-            try:
-                self.store.wait_for_ready(
-                    self.config.queues, self.config.idle_wait.total_seconds()
-                )
-            except REDIS_ERRORS as err:
-                _Backoff().wait(self._stopping, "idle wait", err)
+            self.store.wait_for_ready(
+                self.config.queues, self.config.idle_wait.total_seconds()
+            )
             return False
         with self._changed:
             # Wait until every outcome is in Redis: a retry is work still to do.
@@ -378,14 +434,21 @@ class Worker:
             self._write([o for o in batch if o is not None])
 
     def _write(self, outcomes: list[Outcome]) -> None:
-        backoff = _Backoff()
+        backoff = _Backoff(
+            "recording outcomes", cap_s=self._retry_cap_s, reached=self._claim_retry
+        )
         while outcomes:
             try:
                 codes = self.store.finish(outcomes, self.worker_id, self.clock())
             except REDIS_ERRORS as err:
-                # Keep them: these results must reach Redis once it is back.
-                backoff.wait(self._halt, "recording outcomes", err)
+                if self._halt.is_set():
+                    self._drop(outcomes, err)
+                    return
+                # Keep them (and their leases, see _heartbeat): these results must
+                # reach Redis once it is back.
+                backoff.wait(self._halt, err)
                 continue
+            backoff.reset()
             for outcome, code in zip(outcomes, codes, strict=True):
                 if code != 1:
                     logger.warning(
@@ -397,6 +460,19 @@ class Worker:
                     )
             self._forget(*(outcome.job_id for outcome in outcomes))
             return
+
+    def _drop(self, outcomes: list[Outcome], err: Exception) -> None:
+        """At exit with Redis still away: the leases will run out and the jobs run
+        again elsewhere."""
+        for outcome in outcomes:
+            logger.error(
+                "outcome lost at stop, redis unavailable; the job will run again "
+                "job id=%s queue=%s outcome=%s: %s",
+                outcome.job_id,
+                outcome.queue,
+                outcome.status,
+                err,
+            )
 
     def _forget(self, *job_ids: str) -> None:
         with self._held_lock:
@@ -445,7 +521,9 @@ class Worker:
     # -- maintenance --------------------------------------------------------
 
     def _maintain_loop(self) -> None:
-        backoff = _Backoff()
+        backoff = _Backoff(
+            "heartbeat", cap_s=self._retry_cap_s, reached=self._claim_retry
+        )
         next_beat = next_tick = 0
         while not self._halt.is_set():
             # Timeouts first: they need no Redis, so an outage must not delay them.
@@ -455,15 +533,17 @@ class Worker:
                 if now >= next_beat:
                     self._heartbeat()
                     next_beat = now + self._lease_ms // 3
+                    self._contact()
                 if (
                     self.scheduler is not None
                     and now >= next_tick
                     and not self._stopping.is_set()
                 ):
                     next_tick = self.scheduler.tick(now)
+                    self._contact()
                 backoff.reset()
             except REDIS_ERRORS as err:
-                backoff.wait(self._halt, "heartbeat", err)
+                backoff.wait(self._halt, err)
                 continue
             wake = min(next_beat, next_tick if self.scheduler else next_beat)
             wait_s = max(min((wake - self.clock()) / 1000, 1.0), 0.01)
@@ -471,6 +551,11 @@ class Worker:
                 wait_s = min(wait_s, max(deadline - time.monotonic(), 0.01))
             self._wake.wait(wait_s)
             self._wake.clear()
+
+    def _contact(self) -> None:
+        """Tell the scheduler Redis answered (it holds recovery after a silence)."""
+        if self.scheduler is not None:
+            self.scheduler.note_contact(self.clock())
 
     def _heartbeat(self) -> None:
         now = self.clock()
@@ -486,8 +571,9 @@ class Worker:
 
     def _shutdown(self) -> None:
         if self._stopping.is_set():
-            # Asked to stop: jobs not started yet go back to their queue now.
-            for job in self._pool.take_unstarted():
+            # Asked to stop: jobs not started yet go back to their queue now. Each
+            # is pushed to the head, so the last claimed goes first: claim order.
+            for job in reversed(self._pool.take_unstarted()):
                 self._requeue(job)
                 self._finished_one()
         self._stopping.set()
@@ -496,15 +582,16 @@ class Worker:
             while self._in_flight > 0 and time.monotonic() < deadline:
                 self._changed.wait(min(deadline - time.monotonic(), 0.5))
         # Past the grace period: hand back what is still running or waiting for a
-        # thread, without using an attempt.
-        for job in self._pool.take_unstarted():
+        # thread, without using an attempt; last first, as each goes to the head.
+        for job in reversed(self._pool.take_unstarted()):
             self._requeue(job)
             self._finished_one()
-        for job in self._pool.running_jobs():
+        for job in reversed(self._pool.running_jobs()):
             self._requeue(job)
         self._pool.stop()
         self._outcomes.put(None)
         self._recorder.join(timeout=max(self.config.grace.total_seconds(), 5))
+        # Ends the recorder's backoff waits: outcomes still unwritten are dropped.
         self._halt.set()
         self._wake.set()
         self._maintainer.join(timeout=5)
