@@ -334,3 +334,11 @@ def test_redis_refusing_a_write_raises_redis_unavailable(
         pytest.raises(RedisUnavailable, match="used memory > .maxmemory."),
     ):
         jobs.add.delay(1, 2)
+
+
+def test_ids_made_in_one_millisecond_still_sort_in_creation_order() -> None:
+    from django_redisjobs.job import new_job_id
+
+    ids = [new_job_id(1_700_000_000_000) for _ in range(1000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 1000
