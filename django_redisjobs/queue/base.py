@@ -1,0 +1,66 @@
+"""What every part of `JobStore` shares: the client, scripts, settings and key lists."""
+
+from typing import Any
+
+from .. import keys
+from ..conf import Settings
+from ..connection import Connection
+from ..exceptions import RedisUnavailable
+from .records import REDIS_ERRORS
+
+
+class StoreBase:
+    """The connection and settings one `JobStore` works with."""
+
+    def __init__(self, connection: Connection, settings: Settings) -> None:
+        self.connection = connection
+        self.client = connection.client
+        self.scripts = connection.scripts
+        self.settings = settings
+        self.prefix = settings.prefix
+        # Queue name -> ms of this process's last SADD of it to the queues set.
+        self._queue_names_sent: dict[str, int] = {}
+
+    # -- key lists, in the order each script documents ----------------------
+
+    def _enqueue_keys(self, queue: str) -> list[str]:
+        p = self.prefix
+        return [
+            keys.ready(p, queue),
+            keys.prioritized(p, queue),
+            keys.scheduled(p, queue),
+            keys.marker(p, queue),
+            keys.job_prefix(p, queue),
+            keys.unique_prefix(p, queue),
+        ]
+
+    def _claim_keys(self, queue: str) -> list[str]:
+        p = self.prefix
+        return [
+            keys.ready(p, queue),
+            keys.prioritized(p, queue),
+            keys.active(p, queue),
+            keys.marker(p, queue),
+            keys.job_prefix(p, queue),
+        ]
+
+    def _finish_keys(self, queue: str) -> list[str]:
+        p = self.prefix
+        return [
+            keys.active(p, queue),
+            keys.scheduled(p, queue),
+            keys.succeeded(p, queue),
+            keys.dead(p, queue),
+            keys.cancelled(p, queue),
+            keys.ready(p, queue),
+            keys.prioritized(p, queue),
+            keys.marker(p, queue),
+            keys.job_prefix(p, queue),
+            keys.unique_prefix(p, queue),
+        ]
+
+    def _read(self, call: Any) -> Any:
+        try:
+            return call()
+        except REDIS_ERRORS as err:
+            raise RedisUnavailable(f"Could not read from Redis: {err}") from err

@@ -1,0 +1,87 @@
+"""Cron entry state: claiming fire times once, and forgetting removed entries."""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import keys
+from ..job import (
+    ENQUEUE_FIELDS,
+    enqueue_values,
+    from_ms,
+    to_ms,
+)
+from ..scripts import CronClaim
+from .base import StoreBase
+from .records import CronState, EnqueueRequest
+
+
+class CronOps(StoreBase):
+    """Per-queue cron state, claimed atomically with the jobs it stores."""
+
+    def claim_cron(
+        self,
+        name: str,
+        queue: str,
+        requests: Sequence[EnqueueRequest],
+        until_ms: int,
+        now_ms: int,
+    ) -> CronClaim:
+        """Store the jobs of entry `name`'s fire times that no scheduler handled yet.
+
+        Each request's ``job.run_at`` is its fire time. Fire times up to `until_ms`
+        count as handled afterwards, stored or not (a missed-run policy skipped
+        them). A new entry stores nothing; its first call starts its watermark.
+        """
+        p = self.prefix
+        args: list[Any] = [now_ms, name, until_ms, len(ENQUEUE_FIELDS), *ENQUEUE_FIELDS]
+        for request in requests:
+            fire_ms = to_ms(request.job.run_at) if request.job.run_at else 0
+            args.append(fire_ms)
+            args.extend(
+                enqueue_values(request.job, request.args_json, request.kwargs_json)
+            )
+        keys_ = [
+            keys.cron(p, queue),
+            keys.ready(p, queue),
+            keys.prioritized(p, queue),
+            keys.marker(p, queue),
+            keys.job_prefix(p, queue),
+        ]
+        return self.scripts.claim_cron_slot(keys_, args)
+
+    def cron_states(self, queue: str, names: Sequence[str]) -> list[CronState]:
+        """The stored state of each entry in `names` (all of one queue)."""
+        fields = [f"{n}{suffix}" for n in names for suffix in ("", ":fired", ":seen")]
+        values = self._read(
+            lambda: self.client.hmget(keys.cron(self.prefix, queue), fields)
+        )
+        return [
+            CronState(*(from_ms(int(v)) if v else None for v in values[i : i + 3]))
+            for i in range(0, len(values), 3)
+        ]
+
+    def touch_cron_entries(
+        self, names: Mapping[str, Sequence[str]], now_ms: int
+    ) -> None:
+        """Record that a scheduler knows these entry names (by queue) at `now_ms`."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for queue, queue_names in names.items():
+                if queue_names:
+                    seen = {f"{name}:seen": now_ms for name in queue_names}
+                    pipe.hset(keys.cron(self.prefix, queue), mapping=seen)  # type: ignore[arg-type]  # redis-py wants a wider dict
+            pipe.execute()
+
+    def cron_entry_names(self, queue: str) -> set[str]:
+        """Names of the entries with state in `queue` (one small hash per queue)."""
+        fields = self._read(lambda: self.client.hkeys(keys.cron(self.prefix, queue)))
+        return {field.split(":", 1)[0] for field in fields}
+
+    def forget_cron_entries(
+        self, queue: str, names: Sequence[str], cutoff_ms: int
+    ) -> int:
+        """Delete the state of `names` in `queue` where unseen since `cutoff_ms`."""
+        if not names:
+            return 0
+        return self.scripts.forget_cron_entries(
+            [keys.cron(self.prefix, queue)], [cutoff_ms, *names]
+        )
