@@ -1,0 +1,89 @@
+"""Claiming for one worker: batches within its slots, from its queues in order.
+
+A worker has `concurrency + prefetch` slots; each claimed job takes one until its
+attempt ends, so a worker never holds more jobs than it can start soon. Queues are
+tried in the configured order, or in an order drawn by weight at each claim.
+"""
+
+import random
+import threading
+from collections.abc import Callable, Sequence
+
+from .queue import REDIS_ERRORS, Claimed, JobStore
+from .worker_types import WorkerConfig
+
+
+def weighted_order(
+    queues: Sequence[str], weights: Sequence[int], rand: Callable[[], float]
+) -> list[str]:
+    """`queues` in a random order: each place goes to one of the queues left, with a
+    probability proportional to its weight. `rand` returns floats in [0, 1)."""
+    left = list(zip(queues, weights, strict=True))
+    order: list[str] = []
+    while left:
+        pick = rand() * sum(weight for _, weight in left)
+        index = 0
+        while index < len(left) - 1 and pick >= left[index][1]:
+            pick -= left[index][1]
+            index += 1
+        order.append(left.pop(index)[0])
+    return order
+
+
+class Claimer:
+    """Takes free slots and claims that many jobs from the worker's queues."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        store: JobStore,
+        worker_id: str,
+        clock: Callable[[], int],
+        lease_ms: int,
+        rng: random.Random,
+    ) -> None:
+        self._config, self._store, self._worker_id = config, store, worker_id
+        self._clock, self._lease_ms, self._rng = clock, lease_ms, rng
+        self._slots = threading.BoundedSemaphore(config.concurrency + config.prefetch)
+
+    def take_slots(self, claimed_so_far: int) -> int:
+        """Wait up to 0.5 s for a free slot, then take every free one, within what
+        `max_jobs` leaves after `claimed_so_far`; 0 when none came free."""
+        if not self._slots.acquire(timeout=0.5):
+            return 0
+        taken = 1
+        limit = self._config.concurrency + self._config.prefetch
+        if self._config.max_jobs is not None:
+            limit = min(limit, self._config.max_jobs - claimed_so_far)
+        while taken < limit and self._slots.acquire(blocking=False):
+            taken += 1
+        return taken
+
+    def give_back(self, count: int = 1) -> None:
+        """Free `count` slots: unused by a claim, or their jobs' attempts ended."""
+        for _ in range(count):
+            self._slots.release()
+
+    def claim(self, limit: int) -> list[tuple[str, Claimed]]:
+        """Claim up to `limit` jobs, as (queue, claimed) pairs in claim order."""
+        claimed: list[tuple[str, Claimed]] = []
+        now_ms = self._clock()
+        queues: Sequence[str] = self._config.queues
+        if self._config.weights is not None:
+            queues = weighted_order(queues, self._config.weights, self._rng.random)
+        for queue_name in queues:
+            wanted = limit - len(claimed)
+            if wanted <= 0:
+                break
+            try:
+                items = self._store.claim(
+                    queue_name, self._worker_id, wanted, now_ms, self._lease_ms
+                )
+            except REDIS_ERRORS:
+                if not claimed:
+                    raise
+                # Jobs claimed from earlier queues are leased to this worker: run
+                # them; the next claim meets the error again and backs off.
+                break
+            claimed.extend((queue_name, item) for item in items)
+        return claimed

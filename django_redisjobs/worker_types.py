@@ -1,0 +1,67 @@
+"""A worker's values: what it is asked to do (`WorkerConfig`), the id it goes by
+by default, and the counts it reports (`WorkerStats`)."""
+
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from .job import JobStatus
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How a worker runs; `runworker` builds it from its options.
+
+    `queues` are tried in order at each claim; with `weights` (one whole number of
+    1 or more per queue), the order is drawn at each claim instead, each place by
+    weight among the queues left, so a queue is served first with a probability
+    proportional to its weight among the queues that have jobs.
+    """
+
+    queues: tuple[str, ...]
+    concurrency: int = 4
+    prefetch: int = 16
+    name: str | None = None
+    burst: bool = False
+    max_jobs: int | None = None
+    scheduler: bool = True
+    idle_wait: timedelta = timedelta(seconds=2)
+    grace: timedelta = timedelta(seconds=30)
+    weights: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.weights is not None and (
+            len(self.weights) != len(self.queues) or min(self.weights, default=1) < 1
+        ):
+            raise ValueError(
+                f"weights {self.weights!r} must give each of the queues "
+                f"{self.queues!r} a whole number of 1 or more."
+            )
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}.{os.getpid()}.{os.urandom(2).hex()}"
+
+
+@dataclass
+class WorkerStats:
+    """Counts of attempt outcomes since the worker started."""
+
+    claimed: int = 0
+    succeeded: int = 0
+    retried: int = 0
+    dead: int = 0
+    requeued: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str) -> None:
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+        if status == JobStatus.SUCCEEDED:
+            self.succeeded += 1
+        elif status == JobStatus.RETRYING:
+            self.retried += 1
+        elif status == JobStatus.DEAD:
+            self.dead += 1
+        elif status == "requeued":
+            self.requeued += 1
