@@ -68,10 +68,7 @@ class Claimer:
         """Claim up to `limit` jobs, as (queue, claimed) pairs in claim order."""
         claimed: list[tuple[str, Claimed]] = []
         now_ms = self._clock()
-        queues: Sequence[str] = self._config.queues
-        if self._config.weights is not None:
-            queues = weighted_order(queues, self._config.weights, self._rng.random)
-        for queue_name in queues:
+        for queue_name in self._queue_order():
             wanted = limit - len(claimed)
             if wanted <= 0:
                 break
@@ -87,3 +84,28 @@ class Claimer:
                 break
             claimed.extend((queue_name, item) for item in items)
         return claimed
+
+    def wait_then_claim(self, limit: int, wait_s: float) -> list[tuple[str, Claimed]]:
+        """Block until a queue may have jobs, then claim from the first queue in
+        the same round trip (another queue's jobs come with the next `claim`).
+
+        The wait stays under a quarter of a lease: the claim's lease deadline is
+        counted from before the wait, and heartbeats renew every third of a lease.
+        """
+        queues = self._queue_order()
+        items = self._store.wait_then_claim(
+            queues,
+            min(wait_s, self._lease_ms / 4000),
+            self._worker_id,
+            limit,
+            self._clock(),
+            self._lease_ms,
+        )
+        return [(queues[0], item) for item in items]
+
+    def _queue_order(self) -> Sequence[str]:
+        if self._config.weights is None:
+            return self._config.queues
+        return weighted_order(
+            self._config.queues, self._config.weights, self._rng.random
+        )

@@ -201,7 +201,9 @@ class Worker:
                 return
             try:
                 claimed = self._claim(slots)
-                idle = not claimed and self._idle()
+                if not claimed and not self.config.burst:
+                    claimed = self._claim(slots, after_wait=True)
+                idle = not claimed and self.config.burst and self._idle()
             except (*REDIS_ERRORS, RedisUnavailable) as err:
                 self._claimer.give_back(slots)
                 self._claim_retry.clear()
@@ -222,19 +224,18 @@ class Worker:
             and self.stats.claimed >= self.config.max_jobs
         )
 
-    def _claim(self, limit: int) -> list[tuple[str, Claimed]]:
-        claimed = self._claimer.claim(limit)
+    def _claim(self, limit: int, after_wait: bool = False) -> list[tuple[str, Claimed]]:
+        if after_wait:
+            wait_s = self.config.idle_wait.total_seconds()
+            claimed = self._claimer.wait_then_claim(limit, wait_s)
+        else:
+            claimed = self._claimer.claim(limit)
         self._recorder.hold(claimed)
         self.stats.claimed += len(claimed)
         return claimed
 
     def _idle(self) -> bool:
-        """Wait for work; True when a burst worker has nothing left to do."""
-        if not self.config.burst:
-            self.store.wait_for_ready(
-                self.config.queues, self.config.idle_wait.total_seconds()
-            )
-            return False
+        """True when a burst worker has nothing left to do."""
         # Wait until every outcome is in Redis: a retry is work still to do.
         self._recorder.wait_until_settled(self._stopping)
         now_ms = self.clock()

@@ -489,3 +489,30 @@ def test_reads_raise_redis_unavailable_when_redis_is_down(
     ):
         with pytest.raises(RedisUnavailable):
             read()
+
+
+def test_wait_then_claim_claims_a_job_enqueued_during_the_wait(
+    redisjobs: RedisJobs,
+) -> None:
+    import threading
+
+    store = redisjobs.store
+    before_wait = now_epoch_ms() - 5_000  # a wait's start, read well before the job
+    job = make_job(enqueued_ms=now_epoch_ms())
+    late = threading.Timer(0.05, lambda: enqueue(store, job, now_ms=now_epoch_ms()))
+    late.start()
+    try:
+        claimed = store.wait_then_claim([Q], 5.0, "w1", 10, before_wait, LEASE_MS)
+    finally:
+        late.join()
+
+    assert [c.job_id for c in claimed] == [job.id]
+    # The claim ran after the wait: started_ms is not the stale pre-wait time.
+    assert int(claimed[0].fields["started_ms"]) >= int(claimed[0].fields["enqueued_ms"])
+    assert claimed[0].fields["status"] == "active"
+
+
+def test_wait_then_claim_returns_nothing_when_the_wait_times_out(
+    redisjobs: RedisJobs,
+) -> None:
+    assert redisjobs.store.wait_then_claim([Q], 0.01, "w1", 10, NOW, LEASE_MS) == []

@@ -11,6 +11,9 @@
 -- ARGV[3]  worker id (string)
 -- ARGV[4]  limit (int >= 1): the most jobs to claim
 -- ARGV[5]  priority bound (int): prioritized scores below it outrank the ready list
+-- ARGV[6]  "1" when now_ms was read before a blocking wait in the same pipeline:
+--          then a job's started_ms is at least its enqueued_ms and run_at_ms
+--          (optional; absent means now_ms is the claim's time)
 --
 -- Returns a flat array; per claimed id: the id, N (the count of items that follow),
 -- then N items alternating field name and value (HGETALL after the claim). N = 0
@@ -19,10 +22,11 @@
 -- not run. Each id taken off counts towards the limit, so the work stays bounded.
 -- The move is atomic: a claimed id is never in neither the queue nor the active set.
 
-local now_ms = ARGV[1]
+local now_ms = tonumber(ARGV[1])
 local deadline_ms = ARGV[2]
 local worker_id = ARGV[3]
 local limit = tonumber(ARGV[4])
+local after_wait = ARGV[6] == '1'
 local bound = tonumber(ARGV[5])
 local has_prioritized = redis.call('EXISTS', KEYS[2]) == 1
 
@@ -69,8 +73,15 @@ for _ = 1, limit do
     else
         out[#out + 1] = job_id
         -- tonumber guards a corrupt field: a Lua error here would strand the id.
-        local attempts = tonumber(redis.call('HGET', job_key, 'attempts')) or 0
-        redis.call('HSET', job_key, 'status', 'active', 'started_ms', now_ms,
+        local held = redis.call('HMGET', job_key, 'attempts', 'enqueued_ms', 'run_at_ms')
+        local attempts = tonumber(held[1]) or 0
+        local started_ms = now_ms
+        if after_wait then
+            -- The claim waited for the job: it started no earlier than the job
+            -- existed, or fell due.
+            started_ms = math.max(now_ms, tonumber(held[2]) or 0, tonumber(held[3]) or 0)
+        end
+        redis.call('HSET', job_key, 'status', 'active', 'started_ms', started_ms,
             'worker', worker_id, 'attempts', math.floor(attempts) + 1)
         redis.call('ZADD', KEYS[3], deadline_ms, job_id)
         local fields = redis.call('HGETALL', job_key)

@@ -12,7 +12,7 @@ from ..job import (
     DEFAULT_PRIORITY_BOUND,
     duration_ms,
 )
-from ..scripts import Claimed, Recovered, parse_codes
+from ..scripts import Claimed, Recovered, parse_claimed, parse_codes
 from .base import StoreBase
 from .records import WORKER_LOST, Outcome, Persistence, WorkerInfo
 
@@ -63,6 +63,42 @@ class WorkerOps(StoreBase):
                     mapping = dict.fromkeys(job_ids, deadline_ms)
                     pipe.zadd(keys.active(self.prefix, queue), mapping, xx=True)
             pipe.execute()
+
+    def wait_then_claim(
+        self,
+        queues: Sequence[str],
+        timeout_s: float,
+        worker_id: str,
+        limit: int,
+        now_ms: int,
+        lease_ms: int,
+    ) -> list[Claimed]:
+        """Block until one of `queues` may have ready jobs (or `timeout_s` passes),
+        then claim from the first of them in the same round trip.
+
+        Redis runs a client's pipelined commands in order, so the claim runs the
+        moment the wait returns: an idle worker saves the round trip it would
+        otherwise make after waking. `now_ms` is read before the wait; keep
+        `timeout_s` well below the lease.
+        """
+        markers = [keys.marker(self.prefix, queue) for queue in queues]
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.bzpopmin(markers, timeout=timeout_s)
+            self.scripts.queue_in(
+                pipe,
+                "claim_jobs",
+                self._claim_keys(queues[0]),
+                [
+                    now_ms,
+                    now_ms + lease_ms,
+                    worker_id,
+                    limit,
+                    DEFAULT_PRIORITY_BOUND,
+                    1,  # now_ms predates the wait
+                ],
+            )
+            _, reply = self.scripts.execute(pipe)
+        return parse_claimed(reply)
 
     def wait_for_ready(self, queues: Sequence[str], timeout_s: float) -> bool:
         """Block until one of `queues` may have ready jobs, or the timeout passes."""
