@@ -6,12 +6,10 @@ Redis stays away), never a guess at how long the code under test needs.
 """
 
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 import redis
 from django.test import override_settings
 
@@ -19,20 +17,8 @@ from django_redisjobs import JobHandle, JobStatus, RedisUnavailable
 from django_redisjobs.worker import Worker
 from tests import fault_jobs
 from tests.conftest import RedisJobs
+from tests.polling import DEADLINE_S
 from tests.servers import RedisServer
-
-DEADLINE_S = 20.0
-
-
-def wait_until(
-    predicate: Callable[[], object], timeout_s: float = DEADLINE_S, what: str = ""
-) -> None:
-    """Poll `predicate` every 10 ms until it is true; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"Timed out after {timeout_s} s waiting for {what}.")
-        time.sleep(0.01)
 
 
 def status_of(handle: JobHandle) -> JobStatus | None:

@@ -91,11 +91,16 @@ def touch_file(path: str, seconds: float = 0.0) -> int:
 
 @background
 def touch_file_when_released(path: str, release: str, timeout_s: float = 30.0) -> int:
-    """Wait until the file `release` exists, then append like `touch_file`.
+    """Create `<release>.started`, wait until the file `release` exists, then
+    append like `touch_file`.
 
-    Holds a job active for exactly as long as a subprocess test needs: the test
-    creates `release` when the job may end, instead of guessing a sleep.
+    Holds a job running for exactly as long as a subprocess test needs: the test
+    creates `release` when the job may end, instead of guessing a sleep. Status
+    `active` only says the job was claimed (it may still wait for a thread); the
+    `.started` file says its code runs.
     """
+    with open(f"{release}.started", "w"):
+        pass
     deadline = time.monotonic() + timeout_s
     while not os.path.exists(release):
         if time.monotonic() > deadline:

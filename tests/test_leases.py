@@ -19,7 +19,8 @@ from django_redisjobs.scheduler import Scheduler, SchedulerConfig
 from django_redisjobs.worker import Worker, WorkerConfig
 from tests import fault_jobs
 from tests.conftest import RedisJobs
-from tests.faults import fresh_fault_jobs, running, wait_until
+from tests.faults import fresh_fault_jobs, running
+from tests.polling import wait_until
 
 LEASE_S = 0.3
 

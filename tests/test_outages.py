@@ -23,8 +23,8 @@ from tests.faults import (
     redisjobs_on,
     running,
     status_of,
-    wait_until,
 )
+from tests.polling import wait_until
 from tests.servers import RedisServer
 
 MakeServer = Callable[..., RedisServer]

@@ -24,24 +24,10 @@ from django_redisjobs import keys
 from django_redisjobs.job import JobStatus
 from tests import jobs
 from tests.conftest import RedisJobs
+from tests.polling import DEADLINE_S, wait_until
 from tests.servers import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# Generous: a loaded machine may take seconds to start Django in a subprocess.
-DEADLINE_S = 20.0
-
-
-def wait_until(
-    predicate: Callable[[], object], timeout_s: float = DEADLINE_S, what: str = ""
-) -> None:
-    """Poll `predicate` every 20 ms until it is true; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"Timed out after {timeout_s} s waiting for {what or predicate}."
-            )
-        time.sleep(0.02)
 
 
 @dataclass
@@ -157,9 +143,8 @@ def test_sigterm_waits_for_the_running_job_then_exits_zero(
     out, release = tmp_path / "touched", tmp_path / "release"
     handle = jobs.touch_file_when_released.delay(str(out), str(release))
     worker = start_worker("--name", "w-term", settings=worker_settings(redisjobs))
-    wait_until(
-        lambda: handle.refresh().status is JobStatus.ACTIVE, what="job is active"
-    )
+    started = Path(f"{release}.started")
+    wait_until(started.exists, what="the job to start running")
 
     worker.send_signal(signal.SIGTERM)
     wait_until(lambda: "worker stopping" in worker.stderr, what="stop is logged")
@@ -210,9 +195,8 @@ def test_second_sigint_exits_at_once_leaving_the_job_leased(
     out, release = tmp_path / "touched", tmp_path / "release"
     handle = jobs.touch_file_when_released.delay(str(out), str(release))
     worker = start_worker("--name", "w-int", settings=worker_settings(redisjobs))
-    wait_until(
-        lambda: handle.refresh().status is JobStatus.ACTIVE, what="job is active"
-    )
+    started = Path(f"{release}.started")
+    wait_until(started.exists, what="the job to start running")
 
     worker.send_signal(signal.SIGINT)
     wait_until(lambda: "worker stopping" in worker.stderr, what="stop is logged")

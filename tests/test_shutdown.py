@@ -13,7 +13,8 @@ import pytest
 from django_redisjobs import JobStatus, keys
 from tests import fault_jobs
 from tests.conftest import RedisJobs
-from tests.faults import fresh_fault_jobs, wait_until
+from tests.faults import fresh_fault_jobs
+from tests.polling import wait_until
 
 
 @pytest.fixture(autouse=True)

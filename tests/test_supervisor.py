@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from django.test import override_settings
 
 from django_redisjobs import JobHandle, JobStatus, keys
-from tests import jobs, process_jobs
+from tests import jobs, polling, process_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_LOST = "django_redisjobs.WorkerLost"
@@ -64,13 +63,9 @@ def wait_until(
     condition: Callable[[], Any], timeout_s: float, supervisor: SupervisorProcess
 ) -> Any:
     """Poll `condition` until it is truthy; fail with the supervisor's log if not."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"condition not met within {timeout_s} s\n{supervisor.log_text()}")
+    return polling.wait_until(
+        condition, timeout_s, lambda: f"a condition\n{supervisor.log_text()}"
+    )
 
 
 def status_is(handle: JobHandle, status: JobStatus) -> Callable[[], bool]:
@@ -267,7 +262,9 @@ def test_sigterm_lets_the_running_job_finish_then_exits_zero(
     supervisor = start_supervisor()
     release = tmp_path / "release"
     handle = jobs.touch_file_when_released.delay(str(tmp_path / "out"), str(release))
-    wait_until(status_is(handle, JobStatus.ACTIVE), 10, supervisor)
+    # Running, not just claimed: a claimed job still waiting for a thread would be
+    # handed back at the stop.
+    wait_until(Path(f"{release}.started").exists, 10, supervisor)
 
     supervisor.process.send_signal(signal.SIGTERM)
     wait_until(
@@ -285,11 +282,10 @@ def test_second_sigint_kills_the_processes_and_exits_at_once(
     start_supervisor: Callable[..., SupervisorProcess], tmp_path: Path
 ) -> None:
     supervisor = start_supervisor(processes=1)
-    handle = jobs.touch_file_when_released.delay(
-        str(tmp_path / "out"), str(tmp_path / "never")
-    )
-    wait_until(status_is(handle, JobStatus.ACTIVE), 10, supervisor)
-    pid = supervisor.worker_pid(handle.job.worker)
+    never = tmp_path / "never"
+    handle = jobs.touch_file_when_released.delay(str(tmp_path / "out"), str(never))
+    wait_until(Path(f"{never}.started").exists, 10, supervisor)
+    pid = supervisor.worker_pid(handle.refresh().job.worker)
 
     supervisor.process.send_signal(signal.SIGINT)
     wait_until(lambda: "worker stopping" in supervisor.log_text(), 10, supervisor)
