@@ -174,8 +174,7 @@ class Worker:
         backoff = Backoff("registration")
         while not self._stopping.is_set():
             try:
-                self.store.add_known_queues(self.config.queues)
-                self._heartbeat()
+                self._heartbeat()  # also adds the worker's queue names
                 self._warn_if_not_durable()
                 return
             except REDIS_ERRORS as err:

@@ -409,18 +409,15 @@ def test_unregister_worker_removes_hash_and_workers_entry(
 # -- other worker-side calls ----------------------------------------------------
 
 
-def test_wait_for_ready_returns_true_and_consumes_the_marker(
+def test_wait_then_claim_wakes_on_any_queue_and_consumes_its_marker(
     redisjobs: RedisJobs,
 ) -> None:
     add(redisjobs)
-    assert redisjobs.store.wait_for_ready(["other", Q], timeout_s=1)
+    # Woken by Q's marker; the claim in the same round trip is of "other", the
+    # first queue, so Q's job comes with the worker's next claim.
+    claimed = redisjobs.store.wait_then_claim(["other", Q], 1.0, "w1", 10, NOW, 60_000)
+    assert claimed == []
     assert not redisjobs.client.exists(keys.marker(redisjobs.prefix, Q))
-
-
-def test_wait_for_ready_returns_false_when_no_queue_has_a_marker(
-    redisjobs: RedisJobs,
-) -> None:
-    assert not redisjobs.store.wait_for_ready([Q], timeout_s=0.01)
 
 
 def test_set_progress_stores_the_fraction(redisjobs: RedisJobs) -> None:

@@ -100,11 +100,6 @@ class WorkerOps(StoreBase):
             _, reply = self.scripts.execute(pipe)
         return parse_claimed(reply)
 
-    def wait_for_ready(self, queues: Sequence[str], timeout_s: float) -> bool:
-        """Block until one of `queues` may have ready jobs, or the timeout passes."""
-        markers = [keys.marker(self.prefix, queue) for queue in queues]
-        return self.client.bzpopmin(markers, timeout=timeout_s) is not None
-
     def promote_due(self, queue: str, now_ms: int, limit: int) -> tuple[int, int]:
         """Make due scheduled jobs ready; (moved, next due ms or -1)."""
         p = self.prefix
