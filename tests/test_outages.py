@@ -7,6 +7,7 @@ job once Redis answers again. Every job must end exactly once.
 """
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -14,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 
-from django_redisjobs import JobHandle, JobStatus
+from django_redisjobs import JobHandle, JobStatus, keys
 from tests import fault_jobs, jobs
 from tests.conftest import RedisJobs
 from tests.faults import (
@@ -171,3 +172,28 @@ def test_timeouts_are_enforced_while_redis_is_down(
 
         assert handle.error is not None
         assert handle.error.exc_class == "django_redisjobs.exceptions.JobTimeout"
+
+
+def test_enqueue_cut_off_mid_call_is_sent_again_once_on_a_new_connection(
+    make_redis_server: MakeServer,
+) -> None:
+    server = make_redis_server()
+    with redisjobs_on(server) as rj, server.client() as admin:
+        jobs.add.delay(0, 0)  # a pooled connection, ready for the next call
+        admin.client_pause(2000, all=False)  # holds writes, so the call waits
+        done: list[JobHandle] = []
+        producer = threading.Thread(target=lambda: done.append(jobs.add.delay(1, 2)))
+        producer.start()
+
+        def waiting_producer() -> list[int]:
+            return [int(c["id"]) for c in admin.client_list() if c["cmd"] == "evalsha"]
+
+        wait_until(waiting_producer, what="the enqueue to wait on the pause")
+        (client_id,) = waiting_producer()
+        assert admin.client_kill_filter(_id=client_id) == 1
+        admin.client_unpause()
+        producer.join(timeout=5)
+
+        (handle,) = done
+        assert handle.refresh().status is JobStatus.QUEUED
+        assert rj.client.llen(keys.ready(rj.prefix, "default")) == 2
