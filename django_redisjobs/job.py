@@ -44,23 +44,36 @@ class JobStatus(enum.StrEnum):
 _FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED})
 
 
-# Hash field names, declared once. The enqueue script writes them in this order.
+# Hash fields the enqueue scripts write, in this order. The first seven are always
+# written; the others only when they differ from the default in
+# `OPTIONAL_FIELD_DEFAULTS`, which is also what every reader (Python and Lua)
+# assumes for an absent field. Leaving defaults out keeps the enqueue call and the
+# hash small: a plain job carries 7 fields instead of 14.
 ENQUEUE_FIELDS = (
     "id",
     "func",
     "queue",
     "args",
     "kwargs",
-    "priority",
     "max_attempts",
+    "enqueued_ms",
+    "priority",
     "timeout_ms",
     "result_ttl_ms",
-    "enqueued_ms",
     "run_at_ms",
     "score",
     "unique_key",
     "unique_until_ms",
 )
+OPTIONAL_FIELD_DEFAULTS: dict[str, str | int] = {
+    "priority": 0,
+    "timeout_ms": 0,
+    "result_ttl_ms": 0,
+    "run_at_ms": 0,
+    "score": "",
+    "unique_key": "",
+    "unique_until_ms": 0,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,34 +174,54 @@ def priority_score(priority: int, enqueued_ms: int, *, at_front: bool = False) -
 DEFAULT_PRIORITY_BOUND = priority_score(DEFAULT_PRIORITY, 0)
 
 
-def enqueue_values(
+def enqueue_fields(
     job: Job, args_json: str, kwargs_json: str, *, at_front: bool = False
-) -> list[str | int]:
-    """The values of `ENQUEUE_FIELDS` for `job`, in order.
+) -> dict[str, str | int]:
+    """The hash fields of `job` for the enqueue scripts, defaults left out.
 
     `at_front` orders a job at a non-default priority ahead of its equals; it has
     no effect on a delayed job, which takes its place when it falls due.
     """
     enq_ms = to_ms(job.enqueued_at) if job.enqueued_at else now_epoch_ms()
+    fields: dict[str, str | int] = {
+        "id": job.id,
+        "func": job.func,
+        "queue": job.queue,
+        "args": args_json,
+        "kwargs": kwargs_json,
+        "max_attempts": job.max_attempts,
+        "enqueued_ms": enq_ms,
+    }
     run_at_ms = to_ms(job.run_at) if job.run_at else 0
-    front = at_front and run_at_ms <= enq_ms
-    return [
-        job.id,
-        job.func,
-        job.queue,
-        args_json,
-        kwargs_json,
-        job.priority,
-        job.max_attempts,
-        duration_ms(job.timeout),
-        duration_ms(job.result_ttl),
-        enq_ms,
-        run_at_ms,
-        ""
-        if job.priority == DEFAULT_PRIORITY
-        else priority_score(job.priority, enq_ms, at_front=front),
-        job.unique_key,
-        to_ms(job.unique_until) if job.unique_until else 0,
+    if job.priority != DEFAULT_PRIORITY:
+        front = at_front and run_at_ms <= enq_ms
+        fields["priority"] = job.priority
+        fields["score"] = priority_score(job.priority, enq_ms, at_front=front)
+    if job.timeout is not None:
+        fields["timeout_ms"] = duration_ms(job.timeout)
+    if job.result_ttl is not None:
+        fields["result_ttl_ms"] = duration_ms(job.result_ttl)
+    if run_at_ms:
+        fields["run_at_ms"] = run_at_ms
+    if job.unique_key:
+        fields["unique_key"] = job.unique_key
+    if job.unique_until is not None:
+        fields["unique_until_ms"] = to_ms(job.unique_until)
+    return fields
+
+
+def field_table(
+    rows: list[dict[str, str | int]],
+) -> tuple[list[str], list[list[str | int]]]:
+    """The names the `rows` use (in `ENQUEUE_FIELDS` order) and each row's values
+    for them, a default where a row leaves a name out: one name list per call."""
+    if len(rows) == 1:
+        return list(rows[0]), [list(rows[0].values())]
+    used = set().union(*rows)
+    names = [name for name in ENQUEUE_FIELDS if name in used]
+    return names, [
+        [row[n] if n in row else OPTIONAL_FIELD_DEFAULTS[n] for n in names]
+        for row in rows
     ]
 
 

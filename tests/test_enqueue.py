@@ -51,7 +51,7 @@ def test_delay_stores_one_hash_and_queues_its_id(redisjobs: Any) -> None:
     assert json.loads(fields["args"]) == [2]
     assert json.loads(fields["kwargs"]) == {"b": 3}
     assert fields["status"] == "queued"
-    assert fields["attempts"] == "0"
+    assert "attempts" not in fields  # absent means 0 until a claim
     assert fields["max_attempts"] == "3"
     assert int(fields["enqueued_ms"]) > 0
     assert redisjobs.client.lrange(keys.ready(redisjobs.prefix, "default"), 0, -1) == [

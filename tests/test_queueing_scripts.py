@@ -136,7 +136,8 @@ def test_unique_job_takes_the_lock_without_ttl_and_stores_its_window(
 
 def test_job_without_unique_key_takes_no_lock(redisjobs: RedisJobs) -> None:
     add(redisjobs)
-    assert fields(redisjobs, ready(redisjobs)[0])["unique_until_ms"] == "0"
+    stored = fields(redisjobs, ready(redisjobs)[0])
+    assert "unique_key" not in stored and "unique_until_ms" not in stored
     prefix = keys.unique_prefix(redisjobs.prefix, Q)
     assert redisjobs.client.keys(f"{prefix}*") == []
 

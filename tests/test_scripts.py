@@ -4,11 +4,12 @@ Time is injected: each call gets its `now_ms`, so nothing here sleeps.
 """
 
 import contextlib
+import dataclasses
 import hashlib
 import inspect
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 import pytest
@@ -21,6 +22,7 @@ from django_redisjobs.job import (
     ENQUEUE_FIELDS,
     Job,
     JobError,
+    JobStatus,
     new_job_id,
     priority_score,
 )
@@ -244,7 +246,7 @@ def test_job_key_is_the_job_prefix_plus_the_id_as_the_scripts_build_it() -> None
 # -- enqueue_jobs -------------------------------------------------------------
 
 
-def test_enqueue_stores_every_field_with_status_queued_and_zero_attempts(
+def test_enqueue_stores_a_plain_job_without_its_default_fields(
     redisjobs: RedisJobs,
 ) -> None:
     job = make_job(max_attempts=4)
@@ -255,20 +257,47 @@ def test_enqueue_stores_every_field_with_status_queued_and_zero_attempts(
         "queue": Q,
         "args": "[1, 2]",
         "kwargs": '{"x": 3}',
-        "priority": "0",
         "max_attempts": "4",
-        "timeout_ms": "0",
-        "result_ttl_ms": "0",
         "enqueued_ms": str(NOW),
-        "run_at_ms": "0",
-        "score": "",
-        "unique_key": "",
-        "unique_until_ms": "0",
         "status": "queued",
-        "attempts": "0",
     }
-    assert set(ENQUEUE_FIELDS) < set(stored(redisjobs, job.id))
+    assert redisjobs.store.get(job.id, Q) == dataclasses.replace(
+        job, args=[1, 2], kwargs={"x": 3}
+    )
     assert ready(redisjobs) == [job.id]
+
+
+def test_enqueue_stores_every_field_a_job_sets(redisjobs: RedisJobs) -> None:
+    job = dataclasses.replace(
+        make_job(priority=5, run_at_ms=NOW + 5_000),
+        timeout=timedelta(seconds=2),
+        result_ttl=timedelta(seconds=60),
+        unique_key="k",
+        unique_until=at(NOW + 9_000),
+    )
+    assert enqueue(redisjobs, job) == [True]
+    fields = stored(redisjobs, job.id)
+    assert set(fields) == {*ENQUEUE_FIELDS, "status"}
+    assert fields["score"] == str(priority_score(5, NOW))
+    assert redisjobs.store.get(job.id, Q) == dataclasses.replace(
+        job, args=[1, 2], kwargs={"x": 3}, status=JobStatus.SCHEDULED
+    )
+
+
+def test_one_call_mixing_plain_and_full_jobs_reads_each_back_as_sent(
+    redisjobs: RedisJobs,
+) -> None:
+    plain = make_job()
+    full = dataclasses.replace(
+        make_job(priority=-3), timeout=timedelta(seconds=1), unique_key="u"
+    )
+    assert enqueue(redisjobs, plain, full) == [True, True]
+    for job in (plain, full):
+        assert redisjobs.store.get(job.id, Q) == dataclasses.replace(
+            job, args=[1, 2], kwargs={"x": 3}
+        )
+    assert ready(redisjobs) == [plain.id]
+    assert zset(redisjobs, "prioritized") == [(full.id, priority_score(-3, NOW))]
 
 
 def test_enqueue_with_future_run_at_goes_to_scheduled_zset_not_ready(

@@ -16,8 +16,8 @@
 -- ARGV[3]  until_ms (int, epoch ms): the caller considered every fire time up to it;
 --          the watermark rises to it, whether or not those fire times fired
 -- ARGV[4]  F, the number of hash fields per job (int)
--- ARGV[5 .. 4+F]  the field names (job.ENQUEUE_FIELDS); the first must be "id" and
---                 "score" must be among them
+-- ARGV[5 .. 4+F]  the field names (a subset of job.ENQUEUE_FIELDS, as in
+--                 enqueue_jobs.lua); the first must be "id"
 -- then, per fire time, oldest first, 1 + F values: fire ms, then the job's F field
 --                 values in the order of the names
 --
@@ -62,10 +62,8 @@ while i <= #ARGV do
         end
         fields[#fields + 1] = 'status'
         fields[#fields + 1] = 'queued'
-        fields[#fields + 1] = 'attempts'
-        fields[#fields + 1] = '0'
         redis.call('HSET', job_key, unpack(fields))
-        local score = ARGV[i + score_at]
+        local score = score_at and ARGV[i + score_at] or ''
         if score ~= '' then
             -- A non-default priority needs ordering by score, not by arrival.
             redis.call('ZADD', KEYS[3], score, job_id)

@@ -13,9 +13,10 @@
 --                              a job with a non-empty unique_key (same slot rule).
 -- ARGV[1]  now_ms (int, epoch ms)
 -- ARGV[2]  F, the number of hash fields per job (int)
--- ARGV[3 .. 2+F]  the field names (job.ENQUEUE_FIELDS); the first must be "id" and
---                 "score" and "run_at_ms" must be among them; "unique_key" and
---                 "unique_until_ms" are optional
+-- ARGV[3 .. 2+F]  the field names (a subset of job.ENQUEUE_FIELDS); the first must
+--                 be "id". A field left out holds its default for every reader:
+--                 "score" "" (default priority, the ready list), "run_at_ms" 0
+--                 (ready now), "unique_key" "" (not unique), and so on
 -- then, per job, 1 + F values: at_front ("1" pushes to the head of the ready list),
 --                 then the F field values in the order of the names
 --
@@ -65,16 +66,15 @@ local function store(i, job_id, job_key, unique_key)
         fields[#fields + 1] = names[f]
         fields[#fields + 1] = ARGV[i + f]
     end
-    local run_at_ms = tonumber(ARGV[i + run_at_at]) or 0
-    local score = ARGV[i + score_at]
+    local run_at_ms = run_at_at and tonumber(ARGV[i + run_at_at]) or 0
+    local score = score_at and ARGV[i + score_at] or ''
     local status = 'queued'
     if run_at_ms > now_ms then
         status = 'scheduled'
     end
+    -- No 'attempts' field: absent means 0 (claim_jobs.lua sets it).
     fields[#fields + 1] = 'status'
     fields[#fields + 1] = status
-    fields[#fields + 1] = 'attempts'
-    fields[#fields + 1] = '0'
     redis.call('HSET', job_key, unpack(fields))
     if unique_key ~= '' then
         -- No TTL while the job lives: its end releases the lock (finish_jobs.lua).

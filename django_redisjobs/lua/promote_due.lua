@@ -18,8 +18,9 @@ local moved = 0
 for _, job_id in ipairs(due) do
     local job_key = KEYS[5] .. job_id
     redis.call('ZREM', KEYS[1], job_id)
-    local score = redis.call('HGET', job_key, 'score')
-    if score ~= false then
+    local held = redis.call('HMGET', job_key, 'status', 'score')
+    local score = held[2]
+    if held[1] ~= false then
         redis.call('HSET', job_key, 'status', 'queued')
         -- tonumber also sends a corrupt score to the plain list, not to an error.
         if tonumber(score) then

@@ -4,12 +4,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import keys
-from ..job import (
-    ENQUEUE_FIELDS,
-    enqueue_values,
-    from_ms,
-    to_ms,
-)
+from ..job import enqueue_fields, field_table, from_ms, to_ms
 from ..scripts import CronClaim
 from .base import StoreBase
 from .records import CronState, EnqueueRequest
@@ -33,13 +28,13 @@ class CronOps(StoreBase):
         them). A new entry stores nothing; its first call starts its watermark.
         """
         p = self.prefix
-        args: list[Any] = [now_ms, name, until_ms, len(ENQUEUE_FIELDS), *ENQUEUE_FIELDS]
-        for request in requests:
-            fire_ms = to_ms(request.job.run_at) if request.job.run_at else 0
-            args.append(fire_ms)
-            args.extend(
-                enqueue_values(request.job, request.args_json, request.kwargs_json)
-            )
+        names, rows = field_table(
+            [enqueue_fields(r.job, r.args_json, r.kwargs_json) for r in requests]
+        )
+        args: list[Any] = [now_ms, name, until_ms, len(names), *names]
+        for request, values in zip(requests, rows, strict=True):
+            args.append(to_ms(request.job.run_at) if request.job.run_at else 0)
+            args.extend(values)
         keys_ = [
             keys.cron(p, queue),
             keys.ready(p, queue),

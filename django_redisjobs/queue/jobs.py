@@ -10,10 +10,10 @@ from .. import keys
 from ..exceptions import JobDoesNotExist, RedisUnavailable
 from ..job import (
     DEFAULT_PRIORITY_BOUND,
-    ENQUEUE_FIELDS,
     Job,
     duration_ms,
-    enqueue_values,
+    enqueue_fields,
+    field_table,
     from_fields,
 )
 from ..scripts import parse_enqueued
@@ -121,18 +121,17 @@ class JobOps(StoreBase):
     def _enqueue_args(
         requests: Sequence[EnqueueRequest], indexes: Iterable[int], now_ms: int
     ) -> list[Any]:
-        args: list[Any] = [now_ms, len(ENQUEUE_FIELDS), *ENQUEUE_FIELDS]
-        for index in indexes:
-            request = requests[index]
+        chosen = [requests[index] for index in indexes]
+        names, rows = field_table(
+            [
+                enqueue_fields(r.job, r.args_json, r.kwargs_json, at_front=r.at_front)
+                for r in chosen
+            ]
+        )
+        args: list[Any] = [now_ms, len(names), *names]
+        for request, values in zip(chosen, rows, strict=True):
             args.append(1 if request.at_front else 0)
-            args.extend(
-                enqueue_values(
-                    request.job,
-                    request.args_json,
-                    request.kwargs_json,
-                    at_front=request.at_front,
-                )
-            )
+            args.extend(values)
         return args
 
     def get(self, job_id: str, queue: str) -> Job:
