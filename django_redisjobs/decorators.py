@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, overload
 
-from .conf import get_settings
+from .conf import Settings, get_settings
 from .cron import parse_schedule
 from .exceptions import InvalidCronEntry, InvalidJob, UnknownBackgroundFunction
 from .handle import JobHandle
@@ -58,6 +58,9 @@ class _Call:
     unique_key: str | None = None
 
 
+_PLAIN_CALL = _Call()
+
+
 def _check_options(options: JobOptions) -> None:
     if options.queue is not None and not is_safe_name(options.queue):
         raise InvalidJob(
@@ -86,6 +89,17 @@ def _check_unique_key(key: str) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Defaults:
+    """A function's job options with every layer of defaults applied."""
+
+    queue: str
+    priority: int
+    max_attempts: int
+    timeout: timedelta | None
+    result_ttl: timedelta | None
+
+
 @functools.cache
 def _signature(func: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(func)
@@ -102,6 +116,7 @@ class BackgroundFunction[**P, R]:
         self.__name__ = getattr(spec.func, "__name__", spec.name)
         self.__module__ = spec.func.__module__
         self.__qualname__ = getattr(spec.func, "__qualname__", self.__name__)
+        self._defaults_for: tuple[Settings, _Defaults] | None = None
 
     def __repr__(self) -> str:
         return f"<BackgroundFunction {self.spec.name}>"
@@ -124,7 +139,8 @@ class BackgroundFunction[**P, R]:
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle:
         """Enqueue a call with these arguments on the function's defaults."""
-        return self.enqueue(args, kwargs)
+        request = self._request(args, kwargs, _PLAIN_CALL)
+        return submit(self.spec, [request])[0]
 
     def enqueue(
         self,
@@ -179,7 +195,7 @@ class BackgroundFunction[**P, R]:
         using: str | None = None,
     ) -> list[JobHandle]:
         """Enqueue many calls, as (args, kwargs) pairs, in one Redis round trip."""
-        requests = [self._request(a, k, _Call()) for a, k in calls]
+        requests = [self._request(a, k, _PLAIN_CALL) for a, k in calls]
         return submit(self.spec, requests, on_commit=on_commit, using=using)
 
     def _request(
@@ -187,18 +203,38 @@ class BackgroundFunction[**P, R]:
     ) -> EnqueueRequest:
         self._check_resolvable()
         args_json, kwargs_json = encode_arguments(args, kwargs)
-        settings = get_settings()
+        defaults = self._defaults(get_settings())
         now_ms = now_epoch_ms()
         run_at_ms = _run_at_ms(call.delay, call.run_at, now_ms)
         unique_key, unique_until = self._unique(args, kwargs, call.unique_key, now_ms)
-        opts, spec = self.options, self.spec
         job = Job(
             id=new_job_id(now_ms),
-            func=spec.name,
-            queue=opts.queue or spec.queue or settings.default_queue,
+            func=self.spec.name,
+            queue=defaults.queue,
             args=list(args),
             kwargs=dict(kwargs),
             status=JobStatus.SCHEDULED if run_at_ms > now_ms else JobStatus.QUEUED,
+            priority=defaults.priority,
+            max_attempts=defaults.max_attempts,
+            timeout=defaults.timeout,
+            result_ttl=defaults.result_ttl,
+            enqueued_at=from_ms(now_ms),
+            run_at=from_ms(run_at_ms) if run_at_ms > now_ms else None,
+            unique_key=unique_key,
+            unique_until=unique_until,
+        )
+        return EnqueueRequest(job, args_json, kwargs_json, call.at_front)
+
+    def _defaults(self, settings: Settings) -> "_Defaults":
+        """The options of this function's jobs, each from `using()`, the decorator
+        or ``REDISJOBS`` in that order; worked out once per settings object, since
+        every enqueue needs them."""
+        cached = self._defaults_for
+        if cached is not None and cached[0] is settings:
+            return cached[1]
+        opts, spec = self.options, self.spec
+        defaults = _Defaults(
+            queue=opts.queue or spec.queue or settings.default_queue,
             priority=_first(opts.priority, spec.priority, 0),
             max_attempts=_first(
                 opts.max_attempts, spec.max_attempts, settings.max_attempts
@@ -207,12 +243,9 @@ class BackgroundFunction[**P, R]:
             result_ttl=_first_set(
                 opts.result_ttl, spec.result_ttl, settings.result_ttl
             ),
-            enqueued_at=from_ms(now_ms),
-            run_at=from_ms(run_at_ms) if run_at_ms > now_ms else None,
-            unique_key=unique_key,
-            unique_until=unique_until,
         )
-        return EnqueueRequest(job, args_json, kwargs_json, call.at_front)
+        self._defaults_for = (settings, defaults)
+        return defaults
 
     def _unique(
         self,

@@ -53,7 +53,11 @@ def encode_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[st
         _check(arg, f"Positional argument {index}")
     for name, arg in kwargs.items():
         _check(arg, f"Keyword argument {name!r}")
-    return _encoder.encode(list(args)), _encoder.encode(dict(kwargs))
+    # Calls without arguments are common (cron jobs, "do the next batch"): skip
+    # the encoder for them.
+    args_json = _encoder.encode(list(args)) if args else "[]"
+    kwargs_json = _encoder.encode(dict(kwargs)) if kwargs else "{}"
+    return args_json, kwargs_json
 
 
 def canonical(value: Any) -> str:

@@ -20,10 +20,18 @@ class StoreBase:
         self.prefix = settings.prefix
         # Queue name -> ms of this process's last SADD of it to the queues set.
         self._queue_names_sent: dict[str, int] = {}
+        # Queue name -> its enqueue key list, built once: every enqueue needs it.
+        self._enqueue_key_lists: dict[str, list[str]] = {}
 
     # -- key lists, in the order each script documents ----------------------
 
     def _enqueue_keys(self, queue: str) -> list[str]:
+        built = self._enqueue_key_lists.get(queue)
+        if built is None:
+            built = self._enqueue_key_lists[queue] = self._build_enqueue_keys(queue)
+        return built
+
+    def _build_enqueue_keys(self, queue: str) -> list[str]:
         p = self.prefix
         return [
             keys.ready(p, queue),

@@ -49,25 +49,21 @@ class JobOps(StoreBase):
     def _enqueue_codes(
         self, requests: Sequence[EnqueueRequest], now_ms: int
     ) -> list[int | str]:
+        if not requests:
+            return []
         by_queue: dict[str, list[int]] = defaultdict(list)
         for index, request in enumerate(requests):
             by_queue[request.job.queue].append(index)
-        stored: list[int | str] = [0] * len(requests)
-        if not requests:
-            return stored
         try:
             stale = self._stale_queue_names(by_queue, now_ms)
             if len(by_queue) == 1 and not stale:
                 # The common case: one script call, no pipeline around it.
                 ((queue, indexes),) = by_queue.items()
-                codes = self.scripts.enqueue_jobs(
+                return self.scripts.enqueue_jobs(
                     self._enqueue_keys(queue),
-                    self._enqueue_args(requests, indexes, now_ms),
+                    self._enqueue_args([requests[i] for i in indexes], now_ms),
                 )
-                for index, code in zip(indexes, codes, strict=True):
-                    stored[index] = code
-                return stored
-            stored = self._enqueue_pipelined(requests, by_queue, now_ms, stored, stale)
+            stored = self._enqueue_pipelined(requests, by_queue, now_ms, stale)
             self._queue_names_sent.update(dict.fromkeys(stale, now_ms))
             return stored
         except redis.RedisError as err:
@@ -82,9 +78,9 @@ class JobOps(StoreBase):
         requests: Sequence[EnqueueRequest],
         by_queue: Mapping[str, list[int]],
         now_ms: int,
-        stored: list[int | str],
         stale: list[str],
     ) -> list[int | str]:
+        stored: list[int | str] = [0] * len(requests)
         with self.client.pipeline(transaction=False) as pipe:
             if stale:
                 pipe.sadd(keys.queues(self.prefix), *stale)
@@ -93,7 +89,7 @@ class JobOps(StoreBase):
                     pipe,
                     "enqueue_jobs",
                     self._enqueue_keys(queue),
-                    self._enqueue_args(requests, indexes, now_ms),
+                    self._enqueue_args([requests[i] for i in indexes], now_ms),
                 )
             replies = self.scripts.execute(pipe)
         script_replies = replies[1:] if stale else replies
@@ -110,26 +106,25 @@ class JobOps(StoreBase):
         data (a restart without persistence, FLUSHDB), so it is resent after
         `QUEUE_NAME_REFRESH_MS`; workers also add their queues at each heartbeat.
         """
-        return sorted(
+        sent = self._queue_names_sent
+        stale = [
             q
             for q in queues
-            if now_ms - self._queue_names_sent.get(q, -QUEUE_NAME_REFRESH_MS)
-            >= QUEUE_NAME_REFRESH_MS
-        )
+            if now_ms - sent.get(q, -QUEUE_NAME_REFRESH_MS) >= QUEUE_NAME_REFRESH_MS
+        ]
+        return sorted(stale) if len(stale) > 1 else stale
 
     @staticmethod
-    def _enqueue_args(
-        requests: Sequence[EnqueueRequest], indexes: Iterable[int], now_ms: int
-    ) -> list[Any]:
-        chosen = [requests[index] for index in indexes]
+    def _enqueue_args(requests: Sequence[EnqueueRequest], now_ms: int) -> list[Any]:
+        """ARGV of enqueue_jobs.lua for `requests`, all of one queue."""
         names, rows = field_table(
             [
                 enqueue_fields(r.job, r.args_json, r.kwargs_json, at_front=r.at_front)
-                for r in chosen
+                for r in requests
             ]
         )
         args: list[Any] = [now_ms, len(names), *names]
-        for request, values in zip(chosen, rows, strict=True):
+        for request, values in zip(requests, rows, strict=True):
             args.append(1 if request.at_front else 0)
             args.extend(values)
         return args
