@@ -1,8 +1,11 @@
 """Claiming for one worker: batches within its slots, from its queues in order.
 
 A worker has `concurrency + prefetch` slots; each claimed job takes one until its
-attempt ends, so a worker never holds more jobs than it can start soon. Queues are
-tried in the configured order, or in an order drawn by weight at each claim.
+attempt ends, so a worker never holds more jobs than it can start soon. It claims
+again once half its prefetch is free rather than at every freed slot: short jobs
+then come in batches of about prefetch / 2 per round trip, not one by one, while
+the other half keeps the threads busy during the claim. Queues are tried in the
+configured order, or in an order drawn by weight at each claim.
 """
 
 import random
@@ -44,25 +47,38 @@ class Claimer:
     ) -> None:
         self._config, self._store, self._worker_id = config, store, worker_id
         self._clock, self._lease_ms, self._rng = clock, lease_ms, rng
-        self._slots = threading.BoundedSemaphore(config.concurrency + config.prefetch)
+        self._total = config.concurrency + config.prefetch
+        self._free = self._total
+        # A claim waits for this many free slots; while fewer are free, every
+        # thread has a job and at least half the prefetch is still waiting.
+        self._refill_at = max(1, config.prefetch // 2)
+        self._need = self._refill_at  # what the waiting claim asks for
+        self._changed = threading.Condition()
 
     def take_slots(self, claimed_so_far: int) -> int:
-        """Wait up to 0.5 s for a free slot, then take every free one, within what
-        `max_jobs` leaves after `claimed_so_far`; 0 when none came free."""
-        if not self._slots.acquire(timeout=0.5):
-            return 0
-        taken = 1
-        limit = self._config.concurrency + self._config.prefetch
+        """Wait up to 0.5 s until enough slots are free to refill, then take every
+        free one, within what `max_jobs` leaves after `claimed_so_far`; 0 when
+        too few came free."""
+        limit = self._total
         if self._config.max_jobs is not None:
             limit = min(limit, self._config.max_jobs - claimed_so_far)
-        while taken < limit and self._slots.acquire(blocking=False):
-            taken += 1
+        with self._changed:
+            self._need = need = max(1, min(self._refill_at, limit))
+            if not self._changed.wait_for(lambda: self._free >= need, timeout=0.5):
+                return 0
+            taken = min(self._free, limit)
+            self._free -= taken
         return taken
 
     def give_back(self, count: int = 1) -> None:
         """Free `count` slots: unused by a claim, or their jobs' attempts ended."""
-        for _ in range(count):
-            self._slots.release()
+        with self._changed:
+            if self._free + count > self._total:
+                raise ValueError("Slots given back more often than taken.")
+            self._free += count
+            # Wake the claim only when it can go: not once per ended job.
+            if self._free >= self._need:
+                self._changed.notify()
 
     def claim(self, limit: int) -> list[tuple[str, Claimed]]:
         """Claim up to `limit` jobs, as (queue, claimed) pairs in claim order."""
