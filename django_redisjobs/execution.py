@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -184,9 +185,16 @@ def cancelled_before_start(job: Job, store: JobStore | None) -> AttemptResult | 
 
 
 def run_sync(
-    spec: FunctionSpec, job: Job, settings: Settings, store: JobStore | None
+    spec: FunctionSpec,
+    job: Job,
+    settings: Settings,
+    store: JobStore | None,
+    func: Callable[..., Any] | None = None,
 ) -> AttemptResult:
-    """Run a synchronous job in this thread (unless it was cancelled meanwhile)."""
+    """Run a synchronous job in this thread (unless it was cancelled meanwhile).
+
+    `func` stands in for ``spec.func`` (the worker's pool wraps it per attempt).
+    """
     if (cancelled := cancelled_before_start(job, store)) is not None:
         return cancelled
     send_signal(signals.job_started, job)
@@ -194,7 +202,7 @@ def run_sync(
     started = time.perf_counter()
     try:
         outcome: tuple[Any, BaseException | None] = (
-            spec.func(*job.args, **job.kwargs),
+            (func or spec.func)(*job.args, **job.kwargs),
             None,
         )
     except JobTimeout as exc:

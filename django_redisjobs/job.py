@@ -239,14 +239,29 @@ def from_fields(fields: dict[str, str]) -> Job:
 
 
 def _int(fields: dict[str, str], name: str) -> int:
-    raw = fields.get(name, "")
+    raw = fields.get(name)
     return int(raw) if raw else 0
+
+
+def _moment(fields: dict[str, str], name: str) -> datetime | None:
+    raw = fields.get(name)
+    return from_ms(int(raw)) if raw else None
+
+
+def _json(fields: dict[str, str], name: str, job_id: str) -> Any:
+    text = fields[name]
+    # Most jobs carry no arguments: skip the parser for them.
+    if text == "[]":
+        return []
+    if text == "{}":
+        return {}
+    return serialization.decode(text, f"Job {job_id!r} {name}")
 
 
 def _from_fields(fields: dict[str, str]) -> Job:
     job_id = fields["id"]
-    args = serialization.decode(fields["args"], f"Job {job_id!r} args")
-    kwargs = serialization.decode(fields["kwargs"], f"Job {job_id!r} kwargs")
+    args = _json(fields, "args", job_id)
+    kwargs = _json(fields, "kwargs", job_id)
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise ValueError("args must be a JSON list and kwargs a JSON object.")
     error = None
@@ -270,10 +285,10 @@ def _from_fields(fields: dict[str, str]) -> Job:
         max_attempts=int(fields["max_attempts"]),
         timeout=timedelta(milliseconds=timeout_ms) if timeout_ms else None,
         result_ttl=timedelta(milliseconds=ttl_ms) if ttl_ms else None,
-        enqueued_at=from_ms(_int(fields, "enqueued_ms")),
-        run_at=from_ms(_int(fields, "run_at_ms")),
-        started_at=from_ms(_int(fields, "started_ms")),
-        finished_at=from_ms(_int(fields, "finished_ms")),
+        enqueued_at=_moment(fields, "enqueued_ms"),
+        run_at=_moment(fields, "run_at_ms"),
+        started_at=_moment(fields, "started_ms"),
+        finished_at=_moment(fields, "finished_ms"),
         worker=fields.get("worker", ""),
         result_json=fields.get("result", ""),
         error=error,
@@ -281,5 +296,5 @@ def _from_fields(fields: dict[str, str]) -> Job:
         lost=_int(fields, "lost"),
         cancel_requested=fields.get("cancel_requested") == "1",
         unique_key=fields.get("unique_key", ""),
-        unique_until=from_ms(_int(fields, "unique_until_ms")),
+        unique_until=_moment(fields, "unique_until_ms"),
     )

@@ -8,7 +8,6 @@ delivers it between bytecodes (a job blocked in C code notices once it returns).
 
 import asyncio
 import ctypes
-import dataclasses
 import logging
 import queue
 import threading
@@ -126,12 +125,29 @@ class ExecutorPool:
 
     def _serve(self) -> None:
         try:
-            while (item := self._work.get()) is not None:
+            while (item := self._next_job()) is not None:
                 spec, job = item
                 self._done(self._run_guarded(spec, job))
         finally:
             # Connections are per thread; close this thread's before it ends.
             connections.close_all()
+
+    def _next_job(self) -> tuple[FunctionSpec, Job] | None:
+        """The next job for this thread, or None to end it.
+
+        Like a request, a job starts and ends with Django's connection checks, so
+        a worker thread never keeps a broken or outlived database connection. The
+        check after a job also covers the next one when that one was already
+        waiting; after an idle wait it runs again, since time passed.
+        """
+        try:
+            return self._work.get_nowait()
+        except queue.Empty:
+            pass
+        item = self._work.get()
+        if item is not None:
+            close_old_connections()
+        return item
 
     def _run_guarded(self, spec: FunctionSpec, job: Job) -> AttemptResult:
         deadline = (
@@ -142,12 +158,9 @@ class ExecutorPool:
             self._running[job.id] = running
         if deadline is not None:
             self._deadline_set.set()  # the watchdog recomputes its next wake
-        # Like a request, a job starts and ends with Django's connection checks, so
-        # a worker thread never keeps a broken or outlived database connection.
-        close_old_connections()
         try:
-            fenced = dataclasses.replace(spec, func=self._fence(spec.func, running))
-            return run_sync(fenced, job, self._settings, self._store)
+            fenced = self._fence(spec.func, running)
+            return run_sync(spec, job, self._settings, self._store, fenced)
         finally:
             with self._lock:
                 self._running.pop(job.id, None)

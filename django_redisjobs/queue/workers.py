@@ -36,24 +36,43 @@ class WorkerOps(StoreBase):
         by_queue: dict[str, list[int]] = defaultdict(list)
         for index, outcome in enumerate(outcomes):
             by_queue[outcome.queue].append(index)
-        codes = [0] * len(outcomes)
+        calls = [
+            (
+                queue,
+                self._finish_args(
+                    queue, [outcomes[i] for i in indexes], worker_id, now_ms
+                ),
+            )
+            for queue, indexes in by_queue.items()
+        ]
+        if len(calls) == 1:
+            # The common case: one script call, no pipeline around it.
+            ((queue, args),) = calls
+            return self.scripts.finish_jobs(self._finish_keys(queue), args)
         with self.client.pipeline(transaction=False) as pipe:
-            for queue, indexes in by_queue.items():
-                args: list[Any] = [
-                    now_ms,
-                    worker_id,
-                    keys.job_channel_prefix(self.prefix, queue),
-                ]
-                for index in indexes:
-                    args.extend(outcomes[index].script_args())
+            for queue, args in calls:
                 self.scripts.queue_in(
                     pipe, "finish_jobs", self._finish_keys(queue), args
                 )
             replies = self.scripts.execute(pipe)
+        codes = [0] * len(outcomes)
         for indexes, reply in zip(by_queue.values(), replies, strict=True):
             for index, code in zip(indexes, parse_codes(reply), strict=True):
                 codes[index] = code
         return codes
+
+    def _finish_args(
+        self, queue: str, outcomes: Sequence[Outcome], worker_id: str, now_ms: int
+    ) -> list[Any]:
+        """ARGV of finish_jobs.lua for `outcomes`, all of `queue`."""
+        args: list[Any] = [
+            now_ms,
+            worker_id,
+            keys.job_channel_prefix(self.prefix, queue),
+        ]
+        for outcome in outcomes:
+            args.extend(outcome.script_args())
+        return args
 
     def renew_leases(self, held: Mapping[str, Sequence[str]], deadline_ms: int) -> None:
         """Push the lease deadline of held jobs; XX leaves recovered ids alone."""
