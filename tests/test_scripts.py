@@ -405,6 +405,22 @@ def test_enqueue_jobs_wrapper_returns_one_code_per_job(redisjobs: RedisJobs) -> 
 # -- claim_jobs ---------------------------------------------------------------
 
 
+def test_claim_reply_is_the_hash_as_the_claim_left_it_on_a_later_attempt(
+    redisjobs: RedisJobs,
+) -> None:
+    (job_id,) = add(redisjobs)
+    claim(redisjobs)
+    error = JobError("builtins.ValueError", "bad", "Traceback ...")
+    assert finish(redisjobs, job_id, "retrying", due_ms=NOW + 200, error=error) == 1
+    assert redisjobs.store.promote_due(Q, NOW + 200, 10) == (1, -1)
+    (claimed,) = claim(redisjobs, now_ms=NOW + 300, worker="w8")
+    fields = stored(redisjobs, job_id)
+    assert claimed.fields == fields
+    assert (fields["attempts"], fields["worker"]) == ("2", "w8")
+    assert fields["started_ms"] == str(NOW + 300)
+    assert fields["error_class"] == "builtins.ValueError"  # kept from attempt 1
+
+
 def test_claim_moves_id_to_active_scored_by_lease_deadline(
     redisjobs: RedisJobs,
 ) -> None:

@@ -16,7 +16,8 @@
 --          (optional; absent means now_ms is the claim's time)
 --
 -- Returns a flat array; per claimed id: the id, N (the count of items that follow),
--- then N items alternating field name and value (HGETALL after the claim). N = 0
+-- then N items alternating field name and value (the hash as the claim left it,
+-- read with one HGETALL before the claim's HSET and patched in Lua). N = 0
 -- means the id had no hash (expired or deleted): it is dropped from the queue. An
 -- id whose job is already cancelled is dropped and left out of the reply: it must
 -- not run. Each id taken off counts towards the limit, so the work stays bounded.
@@ -55,41 +56,81 @@ local function next_id()
     return nil
 end
 
-local out = {}
-for _ = 1, limit do
-    local job_id = next_id()
-    if not job_id then
-        break
+-- The ids to claim, in order. Without prioritized jobs one LPOP takes them all.
+local function take_ids()
+    if not has_prioritized then
+        return redis.call('LPOP', KEYS[1], limit) or {}
     end
+    local ids = {}
+    for _ = 1, limit do
+        local job_id = next_id()
+        if not job_id then
+            break
+        end
+        ids[#ids + 1] = job_id
+    end
+    return ids
+end
+
+-- Fields the claim sets; the reply carries their new values, not the stored ones.
+local claim_sets = {status = true, started_ms = true, worker = true, attempts = true}
+
+local out = {}
+local leases = {}
+for _, job_id in ipairs(take_ids()) do
     local job_key = KEYS[5] .. job_id
-    if redis.call('EXISTS', job_key) == 0 then
+    -- One read gives existence, status and the times, and the reply's fields.
+    local fields = redis.call('HGETALL', job_key)
+    local known = {}
+    for f = 1, #fields, 2 do
+        known[fields[f]] = fields[f + 1]
+    end
+    if #fields == 0 then
         -- The hash expired or was deleted; the id alone cannot run.
         out[#out + 1] = job_id
         out[#out + 1] = 0
-    elseif redis.call('HGET', job_key, 'status') == 'cancelled' then
+    elseif known.status == 'cancelled' then
         -- cancel_job.lua takes ids out of the queue, so only an id put back by
         -- hand or by an older version gets here; the cancel stands, and the id
         -- is simply not put back.
     else
-        out[#out + 1] = job_id
         -- tonumber guards a corrupt field: a Lua error here would strand the id.
-        local held = redis.call('HMGET', job_key, 'attempts', 'enqueued_ms', 'run_at_ms')
-        local attempts = tonumber(held[1]) or 0
+        local attempts = math.floor(tonumber(known.attempts) or 0) + 1
         local started_ms = now_ms
         if after_wait then
             -- The claim waited for the job: it started no earlier than the job
             -- existed, or fell due.
-            started_ms = math.max(now_ms, tonumber(held[2]) or 0, tonumber(held[3]) or 0)
+            started_ms = math.max(now_ms, tonumber(known.enqueued_ms) or 0,
+                tonumber(known.run_at_ms) or 0)
         end
         redis.call('HSET', job_key, 'status', 'active', 'started_ms', started_ms,
-            'worker', worker_id, 'attempts', math.floor(attempts) + 1)
-        redis.call('ZADD', KEYS[3], deadline_ms, job_id)
-        local fields = redis.call('HGETALL', job_key)
-        out[#out + 1] = #fields
-        for f = 1, #fields do
-            out[#out + 1] = fields[f]
+            'worker', worker_id, 'attempts', attempts)
+        leases[#leases + 1] = deadline_ms
+        leases[#leases + 1] = job_id
+        local reply = {}
+        for f = 1, #fields, 2 do
+            if not claim_sets[fields[f]] then
+                reply[#reply + 1] = fields[f]
+                reply[#reply + 1] = fields[f + 1]
+            end
+        end
+        reply[#reply + 1] = 'status'
+        reply[#reply + 1] = 'active'
+        reply[#reply + 1] = 'started_ms'
+        reply[#reply + 1] = string.format('%.0f', started_ms)
+        reply[#reply + 1] = 'worker'
+        reply[#reply + 1] = worker_id
+        reply[#reply + 1] = 'attempts'
+        reply[#reply + 1] = string.format('%.0f', attempts)
+        out[#out + 1] = job_id
+        out[#out + 1] = #reply
+        for f = 1, #reply do
+            out[#out + 1] = reply[f]
         end
     end
+end
+if #leases > 0 then
+    redis.call('ZADD', KEYS[3], unpack(leases))
 end
 
 if redis.call('LLEN', KEYS[1]) > 0 or redis.call('EXISTS', KEYS[2]) == 1 then

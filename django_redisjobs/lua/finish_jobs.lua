@@ -36,18 +36,22 @@ local channel_prefix = ARGV[3]
 local results = {}
 local wake = false
 
+-- Ids leaving the active set, and members per finished set: one ZREM and one ZADD
+-- per set for the whole call, not per job.
+local unleased = {}
+local finished = {}
+
 -- Release the job's unique lock if it still holds it, keeping its window.
-local function release_unique(job_key, job_id)
-    local unique = redis.call('HMGET', job_key, 'unique_key', 'unique_until_ms')
-    if not unique[1] or unique[1] == '' then
+local function release_unique(job_key, job_id, unique_key, unique_until_ms)
+    if not unique_key or unique_key == '' then
         return
     end
-    local lock = KEYS[10] .. unique[1]
+    local lock = KEYS[10] .. unique_key
     if redis.call('GET', lock) ~= job_id then
         -- A stale lock was taken over by a newer job; it is not ours to drop.
         return
     end
-    local until_ms = tonumber(unique[2]) or 0
+    local until_ms = tonumber(unique_until_ms) or 0
     if until_ms > now_ms then
         redis.call('PEXPIREAT', lock, until_ms)
         -- Keep the job readable for as long as its lock can name it.
@@ -59,17 +63,29 @@ local function release_unique(job_key, job_id)
     end
 end
 
-local function ended(job_key, job_id, status, ttl_ms, finished_set)
+-- End a job: `fields` (name, value pairs) are written with its status in one HSET;
+-- `held` is what the job's HMGET read (see below).
+local function ended(job_key, job_id, status, ttl_ms, finished_set, fields, held)
     local ttl = tonumber(ttl_ms) or 0
     if ttl <= 0 then
-        ttl = tonumber(redis.call('HGET', job_key, 'result_ttl_ms')) or 0
+        ttl = tonumber(held[8]) or 0
     end
-    redis.call('HSET', job_key, 'status', status, 'finished_ms', now_ms)
-    redis.call('ZADD', finished_set, now_ms, job_id)
+    fields[#fields + 1] = 'status'
+    fields[#fields + 1] = status
+    fields[#fields + 1] = 'finished_ms'
+    fields[#fields + 1] = now_ms
+    redis.call('HSET', job_key, unpack(fields))
+    local members = finished[finished_set]
+    if not members then
+        members = {}
+        finished[finished_set] = members
+    end
+    members[#members + 1] = now_ms
+    members[#members + 1] = job_id
     if ttl > 0 then
         redis.call('PEXPIRE', job_key, ttl)
     end
-    release_unique(job_key, job_id)
+    release_unique(job_key, job_id, held[6], held[7])
     redis.call('PUBLISH', channel_prefix .. job_id, status)
 end
 
@@ -79,32 +95,34 @@ while i <= #ARGV do
     local due_ms, ttl_ms = ARGV[i + 3], ARGV[i + 4]
     local job_key = KEYS[9] .. job_id
     local held = redis.call('HMGET', job_key, 'status', 'worker', 'attempts', 'score',
-        'cancel_requested')
+        'cancel_requested', 'unique_key', 'unique_until_ms', 'result_ttl_ms')
     if held[1] == false then
         results[#results + 1] = -1
     elseif held[1] ~= 'active' or held[2] ~= worker_id or held[3] ~= attempt then
         -- The lease expired and the job moved on; the current holder records it.
         results[#results + 1] = 0
     else
-        redis.call('ZREM', KEYS[1], job_id)
+        unleased[#unleased + 1] = job_id
         if held[5] == '1' and (outcome == 'retrying' or outcome == 'requeued') then
             -- Cancelled while it ran: another attempt would defy the request.
             outcome = 'cancelled'
         end
-        if outcome ~= 'succeeded' and outcome ~= 'requeued' then
-            redis.call('HSET', job_key, 'error_class', ARGV[i + 6],
-                'error_message', ARGV[i + 7], 'traceback', ARGV[i + 8])
-        end
+        local errors = {'error_class', ARGV[i + 6], 'error_message', ARGV[i + 7],
+            'traceback', ARGV[i + 8]}
         if outcome == 'succeeded' then
-            redis.call('HSET', job_key, 'result', ARGV[i + 5], 'progress', '1')
-            ended(job_key, job_id, 'succeeded', ttl_ms, KEYS[3])
+            ended(job_key, job_id, 'succeeded', ttl_ms, KEYS[3],
+                {'result', ARGV[i + 5], 'progress', '1'}, held)
         elseif outcome == 'retrying' then
-            redis.call('HSET', job_key, 'status', 'retrying', 'run_at_ms', due_ms)
+            errors[#errors + 1] = 'status'
+            errors[#errors + 1] = 'retrying'
+            errors[#errors + 1] = 'run_at_ms'
+            errors[#errors + 1] = due_ms
+            redis.call('HSET', job_key, unpack(errors))
             redis.call('ZADD', KEYS[2], due_ms, job_id)
         elseif outcome == 'dead' then
-            ended(job_key, job_id, 'dead', ttl_ms, KEYS[4])
+            ended(job_key, job_id, 'dead', ttl_ms, KEYS[4], errors, held)
         elseif outcome == 'cancelled' then
-            ended(job_key, job_id, 'cancelled', ttl_ms, KEYS[5])
+            ended(job_key, job_id, 'cancelled', ttl_ms, KEYS[5], errors, held)
         else
             -- requeued: the worker stopped before the job ended; no attempt is used.
             redis.call('HSET', job_key, 'status', 'queued', 'worker', '',
@@ -122,6 +140,12 @@ while i <= #ARGV do
     i = i + 9
 end
 
+if #unleased > 0 then
+    redis.call('ZREM', KEYS[1], unpack(unleased))
+end
+for set_key, members in pairs(finished) do
+    redis.call('ZADD', set_key, unpack(members))
+end
 if wake then
     redis.call('ZADD', KEYS[8], 0, 'ready')
 end
