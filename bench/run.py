@@ -601,7 +601,7 @@ def run_all(
         for system in systems:
             run_round(bench, system, scenarios, results, f"run {attempt + 1}/{repeat}")
     for system in systems:
-        if "idle" in scenarios and system.key != "floor" and system.variant != "c4p60":
+        if "idle" in scenarios and system.key != "floor" and system.variant != "c4p16":
             bench.idle(system, results)
             idle = results.counts[system.key]["idle"]["top_per_s"]
             print(f"  {system.key}: idle worker {idle:.1f} commands/s", flush=True)

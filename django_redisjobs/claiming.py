@@ -1,11 +1,14 @@
 """Claiming for one worker: batches within its slots, from its queues in order.
 
-A worker has `concurrency + prefetch` slots; each claimed job takes one until its
-attempt ends, so a worker never holds more jobs than it can start soon. It claims
-again once half its prefetch is free rather than at every freed slot: short jobs
-then come in batches of about prefetch / 2 per round trip, not one by one, while
-the other half keeps the threads busy during the claim. Queues are tried in the
-configured order, or in an order drawn by weight at each claim.
+A worker holds at most `concurrency` + its prefetch jobs; each claimed job takes
+a slot until its attempt ends, so a worker never holds more jobs than it can
+start soon. The prefetch adapts to how long attempts take: about
+`PREFETCH_WINDOW_S` of work per thread waits locally, up to `--prefetch`. Short
+jobs then come in large batches (one claim round trip for dozens), and long ones
+are not hoarded away from other workers. The worker claims again once half its
+prefetch is free rather than at every freed slot, while the other half keeps the
+threads busy during the claim. Queues are tried in the configured order, or in
+an order drawn by weight at each claim.
 """
 
 import random
@@ -14,6 +17,68 @@ from collections.abc import Callable, Sequence
 
 from .queue import REDIS_ERRORS, Claimed, JobStore
 from .worker_types import WorkerConfig
+
+# Work held ahead per thread, in seconds of average attempt time.
+PREFETCH_WINDOW_S = 0.05
+# Weight of the latest attempt in the running average of attempt times.
+_AVERAGE_WEIGHT = 0.1
+
+
+class Slots:
+    """How many jobs a worker may claim now: `concurrency` plus an adaptive
+    prefetch of at most `prefetch`."""
+
+    def __init__(self, concurrency: int, prefetch: int) -> None:
+        self._concurrency, self._max_ahead = concurrency, prefetch
+        self._held = 0
+        self._average_s: float | None = None  # None: no attempt timed yet
+        self._wake_at = -1  # the claim waiting in `take` goes once held <= this
+        self._changed = threading.Condition()
+
+    def ahead(self) -> int:
+        """Jobs to hold beyond the threads: the full prefetch until attempts
+        are timed, then about PREFETCH_WINDOW_S of work per thread (at least 1)."""
+        average = self._average_s
+        if average is None or self._max_ahead == 0:
+            return self._max_ahead
+        wanted = self._concurrency * PREFETCH_WINDOW_S / max(average, 1e-6)
+        return max(1, min(self._max_ahead, int(wanted)))
+
+    def timed(self, seconds: float) -> None:
+        """An attempt of a sync job took `seconds` (any thread; a lost update
+        under a race only delays the average a little)."""
+        average = self._average_s
+        self._average_s = (
+            seconds
+            if average is None
+            else average + _AVERAGE_WEIGHT * (seconds - average)
+        )
+
+    def take(self, limit: int, timeout_s: float) -> int:
+        """Wait up to `timeout_s` until at least half the prefetch (1 at least) is
+        free, then take every free slot, at most `limit`; 0 when too few came free."""
+        with self._changed:
+            ahead = self.ahead()
+            room = self._concurrency + ahead
+            need = max(1, min(ahead // 2, limit))
+            self._wake_at = room - need
+            if not self._changed.wait_for(
+                lambda: self._held <= self._wake_at, timeout=timeout_s
+            ):
+                return 0
+            taken = min(room - self._held, limit)
+            self._held += taken
+            return taken
+
+    def give_back(self, count: int = 1) -> None:
+        """Free `count` slots: unused by a claim, or their jobs' attempts ended."""
+        with self._changed:
+            if count > self._held:
+                raise ValueError("Slots given back more often than taken.")
+            self._held -= count
+            # Wake the claim only when it can go: not once per ended job.
+            if self._held <= self._wake_at:
+                self._changed.notify()
 
 
 def weighted_order(
@@ -47,38 +112,20 @@ class Claimer:
     ) -> None:
         self._config, self._store, self._worker_id = config, store, worker_id
         self._clock, self._lease_ms, self._rng = clock, lease_ms, rng
-        self._total = config.concurrency + config.prefetch
-        self._free = self._total
-        # A claim waits for this many free slots; while fewer are free, every
-        # thread has a job and at least half the prefetch is still waiting.
-        self._refill_at = max(1, config.prefetch // 2)
-        self._need = self._refill_at  # what the waiting claim asks for
-        self._changed = threading.Condition()
+        self.slots = Slots(config.concurrency, config.prefetch)
 
     def take_slots(self, claimed_so_far: int) -> int:
         """Wait up to 0.5 s until enough slots are free to refill, then take every
         free one, within what `max_jobs` leaves after `claimed_so_far`; 0 when
         too few came free."""
-        limit = self._total
+        limit = self._config.concurrency + self._config.prefetch
         if self._config.max_jobs is not None:
             limit = min(limit, self._config.max_jobs - claimed_so_far)
-        with self._changed:
-            self._need = need = max(1, min(self._refill_at, limit))
-            if not self._changed.wait_for(lambda: self._free >= need, timeout=0.5):
-                return 0
-            taken = min(self._free, limit)
-            self._free -= taken
-        return taken
+        return self.slots.take(limit, 0.5)
 
     def give_back(self, count: int = 1) -> None:
         """Free `count` slots: unused by a claim, or their jobs' attempts ended."""
-        with self._changed:
-            if self._free + count > self._total:
-                raise ValueError("Slots given back more often than taken.")
-            self._free += count
-            # Wake the claim only when it can go: not once per ended job.
-            if self._free >= self._need:
-                self._changed.notify()
+        self.slots.give_back(count)
 
     def claim(self, limit: int) -> list[tuple[str, Claimed]]:
         """Claim up to `limit` jobs, as (queue, claimed) pairs in claim order."""

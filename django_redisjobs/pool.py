@@ -49,8 +49,10 @@ class ExecutorPool:
         store: JobStore,
         done: Done,
         deadline_set: threading.Event,
+        timed: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self._settings = settings
+        self._timed = timed  # told how long each sync attempt ran
         self._deadline_set = deadline_set
         self._store = store
         self._done = done
@@ -127,7 +129,9 @@ class ExecutorPool:
         try:
             while (item := self._next_job()) is not None:
                 spec, job = item
-                self._done(self._run_guarded(spec, job))
+                result = self._run_guarded(spec, job)
+                self._timed(result.duration.total_seconds())
+                self._done(result)
         finally:
             # Connections are per thread; close this thread's before it ends.
             connections.close_all()

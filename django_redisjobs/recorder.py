@@ -20,6 +20,10 @@ from .queue import REDIS_ERRORS, Claimed, JobStore, Outcome
 logger = logging.getLogger(__name__)
 
 _OUTCOME_BATCH = 256
+# How long the recorder waits for more outcomes before writing, while other
+# attempts are in flight: a drain of short jobs then writes a few dozen per round
+# trip instead of one or two. Idle, an outcome is written at once.
+_LINGER_S = 0.002
 
 
 class OutcomeRecorder:
@@ -119,6 +123,9 @@ class OutcomeRecorder:
         done = False
         while not done:
             batch = [self._outcomes.get()]
+            # More than the one just recorded (it may not have ended yet).
+            if batch[0] is not None and self._in_flight > 1:
+                time.sleep(_LINGER_S)
             while len(batch) < _OUTCOME_BATCH:
                 try:
                     batch.append(self._outcomes.get_nowait())

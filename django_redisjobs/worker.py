@@ -93,7 +93,12 @@ class Worker:
         # the recorder reached Redis again (they retry more often).
         self._claim_retry = threading.Event()
         self._pool = ExecutorPool(
-            config.concurrency, self.settings, self.store, self._done, self._wake
+            config.concurrency,
+            self.settings,
+            self.store,
+            self._done,
+            self._wake,
+            self._claimer.slots.timed,
         )
         self.scheduler = (
             Scheduler(

@@ -21,7 +21,7 @@ class WorkerConfig:
 
     queues: tuple[str, ...]
     concurrency: int = 4
-    prefetch: int = 16
+    prefetch: int = 64
     name: str | None = None
     burst: bool = False
     max_jobs: int | None = None

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import django
 
-CONCURRENCY = 4  # runworker's default; prefetch defaults to 4 x concurrency
+CONCURRENCY = 4  # runworker's default; prefetch is at most 16 x concurrency
 
 
 def setup() -> None:
@@ -39,7 +39,7 @@ def make_worker(variant: str) -> Callable[[], None]:
 
     options = ["--concurrency", str(CONCURRENCY)]
     if variant != "default":
-        # "c4p60": --concurrency 4 --prefetch 60
+        # "c4p16": --concurrency 4 --prefetch 16
         threads, prefetch = variant.removeprefix("c").split("p")
         options = ["--concurrency", threads, "--prefetch", prefetch]
     # BENCH_OURS_ARGS tries other options, e.g. "--concurrency 8 --prefetch 64".

@@ -21,9 +21,10 @@ from django_redisjobs.supervisor import (
 )
 from django_redisjobs.worker import Worker, WorkerConfig, install_signal_handlers
 
-# Like Celery's default prefetch multiplier: batches large enough to amortise the
-# claim round trip, small enough that one worker does not hoard a queue.
-PREFETCH_PER_THREAD = 4
+# The most jobs held ahead per thread. The worker holds fewer when attempts take
+# long (claiming.py), so this bounds short jobs: 16 per thread measured best for
+# no-op jobs (docs/benchmarks.md), and long jobs are not hoarded.
+PREFETCH_PER_THREAD = 16
 
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
 
@@ -54,8 +55,9 @@ class Command(BaseCommand):
             "--prefetch",
             type=int,
             default=None,
-            help="Jobs claimed ahead of free threads, so claims come in batches "
-            "and a freed thread finds its next job in memory (default: 4 x "
+            help="Most jobs claimed ahead of free threads, so claims come in "
+            "batches and a freed thread finds its next job in memory; the worker "
+            "holds about 50 ms of work per thread ahead, up to this (default: 16 x "
             "--concurrency).",
         )
         parser.add_argument(
