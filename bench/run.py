@@ -586,7 +586,7 @@ def run_round(
             bench.drain(system, n, results)
             rate = runs[f"drain_{n}"][-1]
             print(f"{tag} drain, {n} process(es) {rate:,.0f}/s", flush=True)
-    if "latency" in scenarios and system.key != "floor":
+    if "latency" in scenarios:
         bench.latency(system, results)
         p50, p99 = runs["latency_p50_ms"][-1], runs["latency_p99_ms"][-1]
         print(f"{tag} latency p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)

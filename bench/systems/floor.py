@@ -1,4 +1,8 @@
-"""The floor: plain redis-py, one round trip per item (RPUSH in, BLPOP out)."""
+"""The floor: plain redis-py, one round trip per item (RPUSH in, BLPOP out).
+
+Its latency row is what this machine needs to hand one item from one process to
+another through Redis: no system can start a job sooner.
+"""
 
 import os
 from collections.abc import Callable
@@ -37,11 +41,21 @@ def enqueue_bulk(n: int, chunk: int) -> None:
             pipe.execute()
 
 
+def enqueue_latency(sent_ns: int) -> None:
+    client().rpush(KEY, f"L{sent_ns}")
+
+
 def make_worker(variant: str) -> Callable[[], None]:
     def run() -> None:
         blpop = client().blpop
         while True:
-            if blpop([KEY], timeout=1) is not None:
+            popped = blpop([KEY], timeout=1)
+            if popped is None:
+                continue
+            # The latency floor: one RPUSH, one BLPOP wake-up in another process.
+            if popped[1].startswith(b"L"):
+                probe.record_start(int(popped[1][1:]))
+            else:
                 probe.job_done()
 
     return run
