@@ -42,6 +42,7 @@ class JobStatus(enum.StrEnum):
 
 
 _FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED})
+_STATUSES = {status.value: status for status in JobStatus}
 
 
 # Hash fields the enqueue scripts write, in this order. The first seven are always
@@ -238,18 +239,15 @@ def from_fields(fields: dict[str, str]) -> Job:
         raise InvalidJob(f"Job {job_id!r} has a corrupt field: {err}") from err
 
 
-def _int(fields: dict[str, str], name: str) -> int:
-    raw = fields.get(name)
+def _int(raw: str | None) -> int:
     return int(raw) if raw else 0
 
 
-def _moment(fields: dict[str, str], name: str) -> datetime | None:
-    raw = fields.get(name)
-    return from_ms(int(raw)) if raw else None
+def _moment(raw: str | None) -> datetime | None:
+    return datetime.fromtimestamp(int(raw) / 1000, tz=UTC) if raw else None
 
 
-def _json(fields: dict[str, str], name: str, job_id: str) -> Any:
-    text = fields[name]
+def _json(text: str, job_id: str, name: str) -> Any:
     # Most jobs carry no arguments: skip the parser for them.
     if text == "[]":
         return []
@@ -258,43 +256,50 @@ def _json(fields: dict[str, str], name: str, job_id: str) -> Any:
     return serialization.decode(text, f"Job {job_id!r} {name}")
 
 
+def _status(raw: str) -> JobStatus:
+    try:
+        return _STATUSES[raw]
+    except KeyError:
+        raise ValueError(f"{raw!r} is not a job status.") from None
+
+
 def _from_fields(fields: dict[str, str]) -> Job:
+    # The worker builds one of these per claimed job: plain lookups, few calls.
+    get = fields.get
     job_id = fields["id"]
-    args = _json(fields, "args", job_id)
-    kwargs = _json(fields, "kwargs", job_id)
+    args = _json(fields["args"], job_id, "args")
+    kwargs = _json(fields["kwargs"], job_id, "kwargs")
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise ValueError("args must be a JSON list and kwargs a JSON object.")
     error = None
-    if fields.get("error_class"):
+    if get("error_class"):
         error = JobError(
-            fields["error_class"],
-            fields.get("error_message", ""),
-            fields.get("traceback", ""),
+            fields["error_class"], get("error_message", ""), get("traceback", "")
         )
-    timeout_ms = _int(fields, "timeout_ms")
-    ttl_ms = _int(fields, "result_ttl_ms")
+    timeout_ms = _int(get("timeout_ms"))
+    ttl_ms = _int(get("result_ttl_ms"))
     return Job(
         id=job_id,
         func=fields["func"],
         queue=fields["queue"],
         args=args,
         kwargs=kwargs,
-        status=JobStatus(fields["status"]),
-        priority=_int(fields, "priority"),
-        attempts=_int(fields, "attempts"),
+        status=_status(fields["status"]),
+        priority=_int(get("priority")),
+        attempts=_int(get("attempts")),
         max_attempts=int(fields["max_attempts"]),
         timeout=timedelta(milliseconds=timeout_ms) if timeout_ms else None,
         result_ttl=timedelta(milliseconds=ttl_ms) if ttl_ms else None,
-        enqueued_at=_moment(fields, "enqueued_ms"),
-        run_at=_moment(fields, "run_at_ms"),
-        started_at=_moment(fields, "started_ms"),
-        finished_at=_moment(fields, "finished_ms"),
-        worker=fields.get("worker", ""),
-        result_json=fields.get("result", ""),
+        enqueued_at=_moment(get("enqueued_ms")),
+        run_at=_moment(get("run_at_ms")),
+        started_at=_moment(get("started_ms")),
+        finished_at=_moment(get("finished_ms")),
+        worker=get("worker", ""),
+        result_json=get("result", ""),
         error=error,
-        progress=float(fields.get("progress") or 0.0),
-        lost=_int(fields, "lost"),
-        cancel_requested=fields.get("cancel_requested") == "1",
-        unique_key=fields.get("unique_key", ""),
-        unique_until=_moment(fields, "unique_until_ms"),
+        progress=float(get("progress") or 0.0),
+        lost=_int(get("lost")),
+        cancel_requested=get("cancel_requested") == "1",
+        unique_key=get("unique_key", ""),
+        unique_until=_moment(get("unique_until_ms")),
     )
