@@ -196,6 +196,7 @@ class Worker:
 
     def _claim_loop(self) -> None:
         backoff = Backoff("claim")
+        drained = False  # the last claim emptied the only queue
         while not self._stopping.is_set() and not self._reached_max_jobs():
             slots = self._claimer.take_slots(self.stats.claimed)
             if not slots:
@@ -204,9 +205,12 @@ class Worker:
                 self._claimer.give_back(slots)
                 return
             try:
-                claimed = self._claim(slots)
+                # After a claim that emptied the queue, a plain claim would find
+                # nothing: wait at once (the marker is set again by any write).
+                claimed = [] if drained else self._claim(slots)
                 if not claimed and not self.config.burst:
                     claimed = self._claim(slots, after_wait=True)
+                    drained = len(claimed) < slots and len(self.config.queues) == 1
                 idle = not claimed and self.config.burst and self._idle()
             except (*REDIS_ERRORS, RedisUnavailable) as err:
                 self._claimer.give_back(slots)
