@@ -14,7 +14,12 @@ from typing import Any
 import redis
 from hiredis import pack_command
 from redis.commands.core import Script
-from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
+from redis.exceptions import (
+    ConnectionError,
+    NoScriptError,
+    ResponseError,
+    TimeoutError,
+)
 
 SCRIPT_NAMES = (
     "enqueue_jobs",
@@ -107,6 +112,44 @@ class Scripts:
                 self._pool.release(conn)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def run_after(
+        self,
+        command: Sequence[Any],
+        name: str,
+        keys: Sequence[str],
+        args: Sequence[Any],
+    ) -> tuple[Any, Any]:
+        """Send `command` and a call of script `name` in one write on one
+        connection and return both replies; Redis runs them back to back.
+
+        For a blocking command (an idle worker's wait), the script runs the moment
+        the wait returns, and the client spends no more time than one script call
+        between its claim and the next wait. Not resent on a dropped connection: a
+        wait's caller retries anyway.
+        """
+        script = self._scripts[name]
+        conn: Any = self._pool.get_connection()
+        try:
+            conn.send_packed_command(
+                [
+                    pack_command(tuple(command)),
+                    pack_command(("EVALSHA", script.sha, len(keys), *keys, *args)),
+                ]
+            )
+            # Read both replies, errors included, so the connection stays in step.
+            first, second = _reply_or_error(conn), _reply_or_error(conn)
+        except (ConnectionError, TimeoutError):
+            conn.disconnect()
+            raise
+        finally:
+            self._pool.release(conn)
+        if isinstance(second, NoScriptError):
+            second = script(keys=keys, args=args)
+        for reply in (first, second):
+            if isinstance(reply, ResponseError):
+                raise reply
+        return first, second
+
     def queue_in(
         self,
         pipe: redis.client.Pipeline,
@@ -172,6 +215,13 @@ class Scripts:
     def forget_cron_entries(self, keys: Sequence[str], args: Sequence[Any]) -> int:
         """Delete the state of entries not seen since a cutoff; how many."""
         return int(self._run("forget_cron_entries", keys, args))
+
+
+def _reply_or_error(conn: Any) -> Any:
+    try:
+        return conn.read_response()
+    except ResponseError as err:
+        return err
 
 
 def parse_cron_claim(reply: Sequence[Any]) -> CronClaim:

@@ -513,3 +513,22 @@ def test_wait_then_claim_returns_nothing_when_the_wait_times_out(
     redisjobs: RedisJobs,
 ) -> None:
     assert redisjobs.store.wait_then_claim([Q], 0.01, "w1", 10, NOW, LEASE_MS) == []
+
+
+def test_wait_then_claim_loads_its_script_again_after_a_script_flush(
+    redisjobs: RedisJobs,
+) -> None:
+    (job_id,) = add(redisjobs)
+    redisjobs.client.script_flush()
+    claimed = redisjobs.store.wait_then_claim([Q], 1.0, "w1", 10, NOW, LEASE_MS)
+    assert [c.job_id for c in claimed] == [job_id]
+
+
+def test_wait_then_claim_raises_a_script_error_and_keeps_its_connection_usable(
+    redisjobs: RedisJobs,
+) -> None:
+    scripts = redisjobs.store.scripts
+    with pytest.raises(redis.ResponseError):
+        scripts.run_after(("BZPOPMIN", "m", 0.01), "claim_jobs", ["a"], [])
+    (job_id,) = add(redisjobs)
+    assert claim(redisjobs) == [job_id]

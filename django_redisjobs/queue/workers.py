@@ -101,22 +101,19 @@ class WorkerOps(StoreBase):
         `timeout_s` well below the lease.
         """
         markers = [keys.marker(self.prefix, queue) for queue in queues]
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.bzpopmin(markers, timeout=timeout_s)
-            self.scripts.queue_in(
-                pipe,
-                "claim_jobs",
-                self._claim_keys(queues[0]),
-                [
-                    now_ms,
-                    now_ms + lease_ms,
-                    worker_id,
-                    limit,
-                    DEFAULT_PRIORITY_BOUND,
-                    1,  # now_ms predates the wait
-                ],
-            )
-            _, reply = self.scripts.execute(pipe)
+        _, reply = self.scripts.run_after(
+            ("BZPOPMIN", *markers, timeout_s),
+            "claim_jobs",
+            self._claim_keys(queues[0]),
+            [
+                now_ms,
+                now_ms + lease_ms,
+                worker_id,
+                limit,
+                DEFAULT_PRIORITY_BOUND,
+                1,  # now_ms predates the wait
+            ],
+        )
         return parse_claimed(reply)
 
     def promote_due(self, queue: str, now_ms: int, limit: int) -> tuple[int, int]:
