@@ -92,10 +92,10 @@ class Scripts:
         argument) costs about as much client CPU as the round trip itself on a
         hot enqueue or claim. What it guarded is kept: a call cut off by a closed
         connection (restart, CLIENT KILL) is sent once more on a fresh one, as
-        the client's `Retry(NoBackoff(), 1)` would. Running a
-        script twice loses nothing: enqueue skips known ids, finish checks the
-        attempt it records, and jobs of a claim whose reply was lost run out of
-        lease and are recovered.
+        the client's `Retry(NoBackoff(), 1)` would. Running a script twice loses
+        nothing: enqueue skips known ids, finish checks the attempt it records,
+        and jobs of a claim whose reply was lost run out of lease and are
+        recovered.
         """
         command = ("EVALSHA", sha, len(keys), *keys, *args)
         for attempt in (1, 2):
