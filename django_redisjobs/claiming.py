@@ -81,6 +81,33 @@ class Slots:
                 self._changed.notify()
 
 
+class Handover:
+    """What a wait-and-claim done on an executor thread hands back to the claim
+    loop: how many jobs it claimed and those the loop still has to dispatch."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._count = 0
+        self._rest: list[tuple[str, Claimed]] = []
+        self._error: Exception | None = None
+
+    def finish(
+        self,
+        count: int,
+        rest: list[tuple[str, Claimed]],
+        error: Exception | None = None,
+    ) -> None:
+        self._count, self._rest, self._error = count, rest, error
+        self._ready.set()
+
+    def result(self) -> tuple[int, list[tuple[str, Claimed]]]:
+        """Wait for `finish`; raise the claim's error if it failed."""
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self._count, self._rest
+
+
 def weighted_order(
     queues: Sequence[str], weights: Sequence[int], rand: Callable[[], float]
 ) -> list[str]:

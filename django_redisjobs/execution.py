@@ -259,3 +259,42 @@ def run_inline(spec: FunctionSpec, job: Job, settings: Settings) -> AttemptResul
             result = run_sync(spec, job, settings, None)
         if result.status is not JobStatus.RETRYING:
             return result
+
+
+def log_attempt(log: logging.Logger, result: AttemptResult) -> None:
+    """Log how an attempt ended: ERROR when dead, WARNING when retrying, else INFO."""
+    job = result.job
+    if result.status is JobStatus.DEAD and result.error is not None:
+        log.error(
+            "job dead id=%s func=%s queue=%s attempt=%d error=%s: %s\n%s",
+            job.id,
+            job.func,
+            job.queue,
+            job.attempts,
+            result.error.exc_class,
+            result.error.message,
+            result.error.traceback,
+        )
+        return
+    if result.status is JobStatus.RETRYING and result.error is not None:
+        log.warning(
+            "job retrying id=%s func=%s queue=%s attempt=%d retry_in_s=%.1f "
+            "error=%s: %s",
+            job.id,
+            job.func,
+            job.queue,
+            job.attempts,
+            result.retry_in.total_seconds() if result.retry_in else 0.0,
+            result.error.exc_class,
+            result.error.message,
+        )
+        return
+    log.info(
+        "job %s id=%s func=%s queue=%s attempt=%d duration_ms=%.1f",
+        result.status.value,
+        job.id,
+        job.func,
+        job.queue,
+        job.attempts,
+        result.duration.total_seconds() * 1000,
+    )

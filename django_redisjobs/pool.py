@@ -28,6 +28,9 @@ from .registry import FunctionSpec
 logger = logging.getLogger(__name__)
 
 Done = Callable[[AttemptResult], None]
+# Work handed to a waiting thread by `run_here`: it returns a job for that thread
+# to run, or None.
+Task = Callable[[], "tuple[FunctionSpec, Job] | None"]
 
 
 @dataclass
@@ -56,11 +59,13 @@ class ExecutorPool:
         self._deadline_set = deadline_set
         self._store = store
         self._done = done
-        self._work: queue.SimpleQueue[tuple[FunctionSpec, Job] | None] = (
+        self._work: queue.SimpleQueue[tuple[FunctionSpec, Job] | Task | None] = (
             queue.SimpleQueue()
         )
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
+        # Threads blocked for work that no queued item is meant for yet (see _put).
+        self._waiting = 0
         self._threads = [
             threading.Thread(
                 target=self._serve, name=f"redisjobs-exec-{n}", daemon=True
@@ -81,7 +86,29 @@ class ExecutorPool:
             )
             future.add_done_callback(_log_crash)
         else:
-            self._work.put((spec, job))
+            self._put((spec, job))
+
+    def run_here(self, task: Task) -> bool:
+        """Give `task` to a thread that is waiting for work, if one is and no job
+        is queued; that thread then runs the job `task` returns. False: none was
+        free, the caller does the work itself.
+
+        A thread counts as waiting only when it found the queue empty, and each
+        item queued while one waits is meant for one of them: so a waiting thread
+        is left for `task`, and takes it at once.
+        """
+        with self._lock:
+            if not self._waiting:
+                return False
+            self._waiting -= 1
+            self._work.put(task)
+        return True
+
+    def _put(self, item: "tuple[FunctionSpec, Job] | Task") -> None:
+        with self._lock:
+            self._work.put(item)
+            if self._waiting:
+                self._waiting -= 1
 
     def take_unstarted(self) -> list[Job]:
         """Remove and return sync jobs still waiting for a thread (at shutdown)."""
@@ -91,7 +118,7 @@ class ExecutorPool:
                 item = self._work.get_nowait()
             except queue.Empty:
                 return jobs
-            if item is not None:
+            if isinstance(item, tuple):
                 jobs.append(item[1])
 
     def running_jobs(self) -> list[Job]:
@@ -128,6 +155,9 @@ class ExecutorPool:
     def _serve(self) -> None:
         try:
             while (item := self._next_job()) is not None:
+                # A task from `run_here` may leave a job for this thread.
+                if not isinstance(item, tuple) and (item := item()) is None:
+                    continue
                 spec, job = item
                 result = self._run_guarded(spec, job)
                 self._timed(result.duration.total_seconds())
@@ -136,7 +166,7 @@ class ExecutorPool:
             # Connections are per thread; close this thread's before it ends.
             connections.close_all()
 
-    def _next_job(self) -> tuple[FunctionSpec, Job] | None:
+    def _next_job(self) -> tuple[FunctionSpec, Job] | Task | None:
         """The next job for this thread, or None to end it.
 
         Like a request, a job starts and ends with Django's connection checks, so
@@ -144,10 +174,11 @@ class ExecutorPool:
         check after a job also covers the next one when that one was already
         waiting; after an idle wait it runs again, since time passed.
         """
-        try:
-            return self._work.get_nowait()
-        except queue.Empty:
-            pass
+        with self._lock:
+            try:
+                return self._work.get_nowait()
+            except queue.Empty:
+                self._waiting += 1
         item = self._work.get()
         if item is not None:
             close_old_connections()

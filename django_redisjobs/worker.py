@@ -19,11 +19,11 @@ from collections.abc import Callable
 from types import FrameType
 
 from .backoff import Backoff
-from .claiming import Claimer, weighted_order
+from .claiming import Claimer, Handover, weighted_order
 from .conf import Settings, get_settings
 from .exceptions import InvalidJob, RedisUnavailable, UnknownBackgroundFunction
-from .execution import AttemptResult, failed_before_running
-from .job import Job, JobStatus, duration_ms, from_fields, now_epoch_ms
+from .execution import AttemptResult, failed_before_running, log_attempt
+from .job import Job, duration_ms, from_fields, now_epoch_ms
 from .maintenance import Heartbeat, Maintenance, MaintenanceEvents
 from .pool import ExecutorPool
 from .queue import (
@@ -36,7 +36,7 @@ from .queue import (
     get_store,
 )
 from .recorder import OutcomeRecorder
-from .registry import Registry, registry
+from .registry import FunctionSpec, Registry, registry
 from .scheduler import Scheduler, SchedulerConfig
 from .worker_types import WorkerConfig, WorkerStats, default_worker_id
 
@@ -208,10 +208,11 @@ class Worker:
                 # After a claim that emptied the queue, a plain claim would find
                 # nothing: wait at once (the marker is set again by any write).
                 claimed = [] if drained else self._claim(slots)
+                count = len(claimed)
                 if not claimed and not self.config.burst:
-                    claimed = self._claim(slots, after_wait=True)
-                    drained = len(claimed) < slots and len(self.config.queues) == 1
-                idle = not claimed and self.config.burst and self._idle()
+                    count, claimed = self._wait_and_claim(slots)
+                    drained = count < slots and len(self.config.queues) == 1
+                idle = not count and self.config.burst and self._idle()
             except (*REDIS_ERRORS, RedisUnavailable) as err:
                 self._claimer.give_back(slots)
                 self._claim_retry.clear()
@@ -220,7 +221,7 @@ class Worker:
                 backoff.wait(self._claim_retry, err)
                 continue
             backoff.reset()
-            self._claimer.give_back(slots - len(claimed))
+            self._claimer.give_back(slots - count)
             for queue_name, item in claimed:
                 self._dispatch(queue_name, item)
             if idle:
@@ -242,6 +243,36 @@ class Worker:
         self.stats.claimed += len(claimed)
         return claimed
 
+    def _wait_and_claim(self, slots: int) -> tuple[int, list[tuple[str, Claimed]]]:
+        """Wait for jobs and claim them; how many, and those left to dispatch.
+
+        An executor thread that is waiting for work does the wait when there is
+        one, and runs the first job it claims itself: on the way from an idle
+        queue to a running job, no thread hands the job to another.
+        """
+        handover = Handover()
+        if self._pool.run_here(lambda: self._claim_for_thread(slots, handover)):
+            return handover.result()
+        claimed = self._claim(slots, after_wait=True)
+        return len(claimed), claimed
+
+    def _claim_for_thread(
+        self, slots: int, handover: Handover
+    ) -> tuple[FunctionSpec, Job] | None:
+        """On an executor thread: wait and claim, hand the rest back to the claim
+        loop, and return the first job for this thread (see `_wait_and_claim`)."""
+        try:
+            claimed = self._claim(slots, after_wait=True)
+        except Exception as err:  # the claim loop raises it and backs off
+            handover.finish(0, [], err)
+            return None
+        first = self._prepare(*claimed[0]) if claimed else None
+        handover.finish(len(claimed), claimed[1:])
+        if first is not None and first[0].is_async:
+            self._pool.submit(*first)
+            return None
+        return first
+
     def _idle(self) -> bool:
         """True when a burst worker has nothing left to do."""
         # Wait until every outcome is in Redis: a retry is work still to do.
@@ -259,6 +290,15 @@ class Worker:
         return True
 
     def _dispatch(self, queue_name: str, item: Claimed) -> None:
+        prepared = self._prepare(queue_name, item)
+        if prepared is not None:
+            self._pool.submit(*prepared)
+
+    def _prepare(
+        self, queue_name: str, item: Claimed
+    ) -> tuple[FunctionSpec, Job] | None:
+        """The function and job to run for a claimed item; None when there is
+        none (no hash, corrupt fields, unknown function), recorded here."""
         if not item.fields:
             logger.warning(
                 "dropped a job id with no hash job id=%s queue=%s",
@@ -267,21 +307,21 @@ class Worker:
             )
             self._recorder.forget(item.job_id)
             self._finished_one()
-            return
+            return None
         try:
             job = from_fields(item.fields)
             spec = self.functions.get(job.func)
         except (InvalidJob, UnknownBackgroundFunction) as err:
             self._done(failed_before_running(_bare_job(item, queue_name), err))
-            return
-        self._pool.submit(spec, job)
+            return None
+        return spec, job
 
     # -- recording ----------------------------------------------------------
 
     def _done(self, result: AttemptResult) -> None:
         """Called by the pool as each attempt ends (any thread)."""
         self._recorder.record(result.outcome(self.settings, self.clock()))
-        self._log(result)
+        log_attempt(logger, result)
         self.stats.count(result.status.value)
         self._finished_one()
 
@@ -298,43 +338,6 @@ class Worker:
         self.stats.count("requeued")
         logger.info(
             "job requeued at stop id=%s func=%s queue=%s", job.id, job.func, job.queue
-        )
-
-    def _log(self, result: AttemptResult) -> None:
-        job = result.job
-        if result.status is JobStatus.DEAD and result.error is not None:
-            logger.error(
-                "job dead id=%s func=%s queue=%s attempt=%d error=%s: %s\n%s",
-                job.id,
-                job.func,
-                job.queue,
-                job.attempts,
-                result.error.exc_class,
-                result.error.message,
-                result.error.traceback,
-            )
-            return
-        if result.status is JobStatus.RETRYING and result.error is not None:
-            logger.warning(
-                "job retrying id=%s func=%s queue=%s attempt=%d retry_in_s=%.1f "
-                "error=%s: %s",
-                job.id,
-                job.func,
-                job.queue,
-                job.attempts,
-                result.retry_in.total_seconds() if result.retry_in else 0.0,
-                result.error.exc_class,
-                result.error.message,
-            )
-            return
-        logger.info(
-            "job %s id=%s func=%s queue=%s attempt=%d duration_ms=%.1f",
-            result.status.value,
-            job.id,
-            job.func,
-            job.queue,
-            job.attempts,
-            result.duration.total_seconds() * 1000,
         )
 
     # -- maintenance --------------------------------------------------------

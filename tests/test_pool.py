@@ -1,0 +1,74 @@
+"""The executor pool's hand-over: work given to a waiting thread, and the job that
+thread then runs itself."""
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from django_redisjobs.conf import get_settings
+from django_redisjobs.execution import AttemptResult
+from django_redisjobs.job import Job, JobStatus
+from django_redisjobs.pool import ExecutorPool
+from django_redisjobs.registry import registry
+from tests import jobs
+from tests.conftest import RedisJobs
+from tests.polling import wait_until
+
+
+@pytest.fixture
+def pool(redisjobs: RedisJobs) -> Iterator[tuple[ExecutorPool, list[AttemptResult]]]:
+    results: list[AttemptResult] = []
+    pool = ExecutorPool(
+        1, get_settings(), redisjobs.store, results.append, threading.Event()
+    )
+    yield pool, results
+    pool.stop()
+
+
+def echo_job(value: str) -> Job:
+    return Job(id=value, func=jobs.echo.name, queue="default", args=[value])
+
+
+def test_run_here_refuses_when_no_thread_waits(
+    pool: tuple[ExecutorPool, list[AttemptResult]],
+) -> None:
+    executor, _ = pool
+    assert executor.run_here(lambda: None) is False  # threads not started
+
+
+def test_task_runs_on_a_waiting_thread_which_then_runs_its_job(
+    pool: tuple[ExecutorPool, list[AttemptResult]],
+) -> None:
+    executor, results = pool
+    executor.start()
+    seen: list[int] = []
+
+    def task() -> tuple[object, Job]:
+        seen.append(threading.get_ident())
+        return registry.get(jobs.echo.name), echo_job("a")
+
+    wait_until(lambda: executor.run_here(task), what="a thread to wait for work")
+    wait_until(lambda: results, what="the job to run")
+    assert [(r.job.id, r.status) for r in results] == [("a", JobStatus.SUCCEEDED)]
+    assert seen and seen[0] != threading.get_ident()
+
+
+def test_thread_given_a_job_is_not_counted_as_waiting_for_a_task(
+    pool: tuple[ExecutorPool, list[AttemptResult]],
+) -> None:
+    executor, results = pool
+    executor.start()
+    release = threading.Event()
+
+    def blocking_task() -> None:
+        release.wait(10)
+
+    wait_until(lambda: executor.run_here(blocking_task), what="a waiting thread")
+    # The only thread is busy with the task: nothing else may be handed to it.
+    assert executor.run_here(lambda: None) is False
+    executor.submit(registry.get(jobs.echo.name), echo_job("b"))
+    assert executor.run_here(lambda: None) is False
+    release.set()
+    wait_until(lambda: results, what="the queued job to run")
+    assert [r.job.id for r in results] == ["b"]
