@@ -82,14 +82,40 @@ class Slots:
 
 
 class Handover:
-    """What a wait-and-claim done on an executor thread hands back to the claim
-    loop: how many jobs it claimed and those the loop still has to dispatch."""
+    """A wait-and-claim given to an executor thread, and what it hands back to the
+    claim loop: how many jobs it claimed and those the loop still has to dispatch.
+
+    The loop withdraws the task if no thread starts it within a moment (a thread
+    it counted as waiting took a job first) and then claims itself.
+    """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = "queued"  # then "started" or "withdrawn"
+        self._started = threading.Event()
         self._ready = threading.Event()
         self._count = 0
         self._rest: list[tuple[str, Claimed]] = []
         self._error: Exception | None = None
+
+    def start(self) -> bool:
+        """On the executor thread: False when the claim loop withdrew the task."""
+        with self._lock:
+            if self._state == "withdrawn":
+                return False
+            self._state = "started"
+        self._started.set()
+        return True
+
+    def withdrawn(self, wait_s: float) -> bool:
+        """On the claim loop: wait up to `wait_s` for the task to start; withdraw
+        it when it has not (True: claim yourself)."""
+        self._started.wait(wait_s)
+        with self._lock:
+            if self._state == "queued":
+                self._state = "withdrawn"
+                return True
+            return False
 
     def finish(
         self,

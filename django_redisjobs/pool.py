@@ -64,8 +64,7 @@ class ExecutorPool:
         )
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
-        # Threads blocked for work that no queued item is meant for yet (see _put).
-        self._waiting = 0
+        self._waiting = 0  # threads blocked for work; a hint (see run_here)
         self._threads = [
             threading.Thread(
                 target=self._serve, name=f"redisjobs-exec-{n}", daemon=True
@@ -86,29 +85,22 @@ class ExecutorPool:
             )
             future.add_done_callback(_log_crash)
         else:
-            self._put((spec, job))
+            self._work.put((spec, job))
 
     def run_here(self, task: Task) -> bool:
         """Give `task` to a thread that is waiting for work, if one is and no job
         is queued; that thread then runs the job `task` returns. False: none was
         free, the caller does the work itself.
 
-        A thread counts as waiting only when it found the queue empty, and each
-        item queued while one waits is meant for one of them: so a waiting thread
-        is left for `task`, and takes it at once.
+        The count of waiting threads is read without a lock, to keep locks off
+        the path of every job: a thread may still take a job queued just before
+        `task`, so the caller bounds how long it waits for `task` to start
+        (`claiming.Handover`).
         """
-        with self._lock:
-            if not self._waiting:
-                return False
-            self._waiting -= 1
-            self._work.put(task)
+        if not self._waiting or not self._work.empty():
+            return False
+        self._work.put(task)
         return True
-
-    def _put(self, item: "tuple[FunctionSpec, Job] | Task") -> None:
-        with self._lock:
-            self._work.put(item)
-            if self._waiting:
-                self._waiting -= 1
 
     def take_unstarted(self) -> list[Job]:
         """Remove and return sync jobs still waiting for a thread (at shutdown)."""
@@ -174,12 +166,17 @@ class ExecutorPool:
         check after a job also covers the next one when that one was already
         waiting; after an idle wait it runs again, since time passed.
         """
+        try:
+            return self._work.get_nowait()
+        except queue.Empty:
+            pass
         with self._lock:
-            try:
-                return self._work.get_nowait()
-            except queue.Empty:
-                self._waiting += 1
-        item = self._work.get()
+            self._waiting += 1
+        try:
+            item = self._work.get()
+        finally:
+            with self._lock:
+                self._waiting -= 1
         if item is not None:
             close_old_connections()
         return item

@@ -1,13 +1,15 @@
 """The worker: claims jobs in batches, runs them, records outcomes, keeps leases.
 
-Threads: the caller's thread claims (blocking on Redis when idle); an `ExecutorPool`
-(pool.py) runs jobs; an `OutcomeRecorder` (recorder.py) writes outcomes in batches;
-a `Maintenance` thread (maintenance.py) sends heartbeats, renews the leases of held
-jobs, enforces timeouts and runs the scheduler. A Redis outage makes each of them
-log, back off and try again: claimed jobs stay leased to this worker and finished
-outcomes wait in memory until Redis answers.
+Threads: the caller's thread claims (an idle executor thread does the blocking wait
+when there is one); an `ExecutorPool` (pool.py) runs jobs; an `OutcomeRecorder`
+(recorder.py) writes outcomes in batches; a `Maintenance` thread (maintenance.py)
+sends heartbeats, renews the leases of held jobs, enforces timeouts and runs the
+scheduler. A Redis outage makes each of them log, back off and try again: claimed
+jobs stay leased to this worker and finished outcomes wait in memory until Redis
+answers.
 """
 
+import functools
 import logging
 import os
 import random
@@ -251,7 +253,8 @@ class Worker:
         queue to a running job, no thread hands the job to another.
         """
         handover = Handover()
-        if self._pool.run_here(lambda: self._claim_for_thread(slots, handover)):
+        task = functools.partial(self._claim_for_thread, slots, handover)
+        if self._pool.run_here(task) and not handover.withdrawn(0.05):
             return handover.result()
         claimed = self._claim(slots, after_wait=True)
         return len(claimed), claimed
@@ -261,6 +264,8 @@ class Worker:
     ) -> tuple[FunctionSpec, Job] | None:
         """On an executor thread: wait and claim, hand the rest back to the claim
         loop, and return the first job for this thread (see `_wait_and_claim`)."""
+        if not handover.start():
+            return None
         try:
             claimed = self._claim(slots, after_wait=True)
         except Exception as err:  # the claim loop raises it and backs off

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from django_redisjobs.claiming import Handover
 from django_redisjobs.conf import get_settings
 from django_redisjobs.execution import AttemptResult
 from django_redisjobs.job import Job, JobStatus
@@ -59,12 +60,14 @@ def test_thread_given_a_job_is_not_counted_as_waiting_for_a_task(
 ) -> None:
     executor, results = pool
     executor.start()
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def blocking_task() -> None:
+        started.set()
         release.wait(10)
 
     wait_until(lambda: executor.run_here(blocking_task), what="a waiting thread")
+    assert started.wait(10)
     # The only thread is busy with the task: nothing else may be handed to it.
     assert executor.run_here(lambda: None) is False
     executor.submit(registry.get(jobs.echo.name), echo_job("b"))
@@ -72,3 +75,17 @@ def test_thread_given_a_job_is_not_counted_as_waiting_for_a_task(
     release.set()
     wait_until(lambda: results, what="the queued job to run")
     assert [r.job.id for r in results] == ["b"]
+
+
+def test_handover_not_started_in_time_is_withdrawn_and_never_runs() -> None:
+    handover = Handover()
+    assert handover.withdrawn(0) is True
+    assert handover.start() is False  # the thread that gets it later skips it
+
+
+def test_started_handover_stays_with_its_thread() -> None:
+    handover = Handover()
+    assert handover.start() is True
+    assert handover.withdrawn(0) is False
+    handover.finish(2, [])
+    assert handover.result() == (2, [])
