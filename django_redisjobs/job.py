@@ -244,7 +244,8 @@ def _int(raw: str | None) -> int:
 
 
 def _moment(raw: str | None) -> datetime | None:
-    return datetime.fromtimestamp(int(raw) / 1000, tz=UTC) if raw else None
+    # "0" is unset too: a call that mixes jobs sends the default 0 (field_table).
+    return from_ms(int(raw)) if raw else None
 
 
 def _json(text: str, job_id: str, name: str) -> Any:

@@ -300,6 +300,21 @@ def test_one_call_mixing_plain_and_full_jobs_reads_each_back_as_sent(
     assert zset(redisjobs, "prioritized") == [(full.id, priority_score(-3, NOW))]
 
 
+def test_plain_job_sent_with_a_delayed_unique_one_reads_back_without_times(
+    redisjobs: RedisJobs,
+) -> None:
+    plain = make_job()
+    timed = dataclasses.replace(
+        make_job(run_at_ms=NOW + 5_000), unique_key="t", unique_until=at(NOW + 9_000)
+    )
+    assert enqueue(redisjobs, plain, timed) == [True, True]
+    # The call carries run_at_ms and unique_until_ms for both; 0 means unset.
+    assert stored(redisjobs, plain.id)["run_at_ms"] == "0"
+    got = redisjobs.store.get(plain.id, Q)
+    assert (got.run_at, got.unique_until) == (None, None)
+    assert redisjobs.store.get(timed.id, Q).run_at == at(NOW + 5_000)
+
+
 def test_enqueue_with_future_run_at_goes_to_scheduled_zset_not_ready(
     redisjobs: RedisJobs,
 ) -> None:

@@ -107,12 +107,11 @@ class JobOps(StoreBase):
         `QUEUE_NAME_REFRESH_MS`; workers also add their queues at each heartbeat.
         """
         sent = self._queue_names_sent
-        stale = [
+        return sorted(
             q
             for q in queues
             if now_ms - sent.get(q, -QUEUE_NAME_REFRESH_MS) >= QUEUE_NAME_REFRESH_MS
-        ]
-        return sorted(stale) if len(stale) > 1 else stale
+        )
 
     @staticmethod
     def _enqueue_args(requests: Sequence[EnqueueRequest], now_ms: int) -> list[Any]:
