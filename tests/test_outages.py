@@ -14,8 +14,10 @@ from contextlib import ExitStack
 from datetime import timedelta
 
 import pytest
+import redis
 
 from django_redisjobs import JobHandle, JobStatus, keys
+from django_redisjobs.exceptions import RedisUnavailable
 from tests import fault_jobs, jobs
 from tests.conftest import RedisJobs
 from tests.faults import (
@@ -197,3 +199,64 @@ def test_enqueue_cut_off_mid_call_is_sent_again_once_on_a_new_connection(
         (handle,) = done
         assert handle.refresh().status is JobStatus.QUEUED
         assert rj.client.llen(keys.ready(rj.prefix, "default")) == 2
+
+
+def test_every_idle_script_connection_is_stale_after_a_restart(
+    make_redis_server: MakeServer,
+) -> None:
+    """Script calls keep their connections between calls. After a restart each of
+    them is dead, and a call on each must still go through on its one resend."""
+    server = make_redis_server()
+    with redisjobs_on(server) as rj, server.client() as admin:
+        jobs.add.delay(0, 0)  # the script is loaded and the queue name sent
+        three_enqueues_at_once(admin)  # three connections, idle afterwards
+        server.restart()
+        jobs.add.delay(0, 0)  # loads the script again (NOSCRIPT, not a resend)
+
+        handles = three_enqueues_at_once(admin)
+
+        assert [h.refresh().status for h in handles] == [JobStatus.QUEUED] * 3
+        assert rj.client.llen(keys.ready(rj.prefix, "default")) == 4
+
+
+def three_enqueues_at_once(admin: redis.Redis) -> list[JobHandle]:
+    """Enqueue from three threads while Redis holds writes, so that each call
+    takes a connection of its own."""
+    admin.client_pause(2000, all=False)
+    done: list[JobHandle] = []
+    producers = [
+        threading.Thread(target=lambda: done.append(jobs.add.delay(1, 2)))
+        for _ in range(3)
+    ]
+    for producer in producers:
+        producer.start()
+    wait_until(
+        lambda: sum("b" in c["flags"] for c in admin.client_list()) == 3,
+        what="three enqueues waiting on three connections",
+    )
+    admin.client_unpause()
+    for producer in producers:
+        producer.join(timeout=5)
+    assert len(done) == 3
+    return done
+
+
+def test_a_script_call_that_times_out_leaves_no_reply_for_the_next_call(
+    make_redis_server: MakeServer,
+) -> None:
+    """A reply that arrives after its caller gave up must never be read as the
+    reply of the next call on a connection that scripts keep between calls."""
+    server = make_redis_server()
+    options = {"socket_timeout": 0.2}
+    with redisjobs_on(server, REDIS_OPTIONS=options), server.client() as admin:
+        holder = jobs.add.enqueue((0, 0), unique_key="k")
+        admin.client_pause(700, all=False)  # longer than the call and its resend
+        with pytest.raises(RedisUnavailable):
+            jobs.add.delay(1, 2)
+        time.sleep(0.8)  # the paused call (and its resend) now ran: two replies
+
+        # Its reply names the holder; the stale one would say "stored".
+        handle = jobs.add.enqueue((3, 4), unique_key="k")
+
+        assert handle.id == holder.id
+        assert handle.refresh().job.args == [0, 0]
