@@ -4,6 +4,7 @@ This is the one place that turns integer epoch ms (what Redis stores) into aware
 datetimes (what the public API speaks).
 """
 
+import dataclasses
 import enum
 import itertools
 import os
@@ -279,28 +280,42 @@ def _from_fields(fields: dict[str, str]) -> Job:
         )
     timeout_ms = _int(get("timeout_ms"))
     ttl_ms = _int(get("result_ttl_ms"))
-    return Job(
-        id=job_id,
-        func=fields["func"],
-        queue=fields["queue"],
-        args=args,
-        kwargs=kwargs,
-        status=_status(fields["status"]),
-        priority=_int(get("priority")),
-        attempts=_int(get("attempts")),
-        max_attempts=int(fields["max_attempts"]),
-        timeout=timedelta(milliseconds=timeout_ms) if timeout_ms else None,
-        result_ttl=timedelta(milliseconds=ttl_ms) if ttl_ms else None,
-        enqueued_at=_moment(get("enqueued_ms")),
-        run_at=_moment(get("run_at_ms")),
-        started_at=_moment(get("started_ms")),
-        finished_at=_moment(get("finished_ms")),
-        worker=get("worker", ""),
-        result_json=get("result", ""),
-        error=error,
-        progress=float(get("progress") or 0.0),
-        lost=_int(get("lost")),
-        cancel_requested=get("cancel_requested") == "1",
-        unique_key=get("unique_key", ""),
-        unique_until=_moment(get("unique_until_ms")),
+    return _job_of(
+        job_id,
+        fields["func"],
+        fields["queue"],
+        args,
+        kwargs,
+        _status(fields["status"]),
+        _int(get("priority")),
+        _int(get("attempts")),
+        int(fields["max_attempts"]),
+        timedelta(milliseconds=timeout_ms) if timeout_ms else None,
+        timedelta(milliseconds=ttl_ms) if ttl_ms else None,
+        _moment(get("enqueued_ms")),
+        _moment(get("run_at_ms")),
+        _moment(get("started_ms")),
+        _moment(get("finished_ms")),
+        get("worker", ""),
+        get("result", ""),
+        error,
+        float(get("progress") or 0.0),
+        _int(get("lost")),
+        get("cancel_requested") == "1",
+        get("unique_key", ""),
+        _moment(get("unique_until_ms")),
     )
+
+
+# The setter of each of Job's slots, in field order. A frozen dataclass's
+# __init__ sets every field through object.__setattr__ by name; `_from_fields`
+# runs once per claimed job, and setting the slots directly takes half the time.
+_SLOT_SETTERS = tuple(Job.__dict__[f.name].__set__ for f in dataclasses.fields(Job))
+
+
+def _job_of(*values: Any) -> Job:
+    """A Job from one value per field, in field order, all given."""
+    job = object.__new__(Job)
+    for set_slot, value in zip(_SLOT_SETTERS, values, strict=True):
+        set_slot(job, value)
+    return job
