@@ -7,7 +7,7 @@ datetimes (what the public API speaks).
 import dataclasses
 import enum
 import itertools
-import os
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -129,11 +129,14 @@ def new_job_id(now_ms: int | None = None) -> str:
 
     Ids sort by age, and within one millisecond by creation order in this process:
     jobs of one priority share a score for each ms, and Redis then orders them by
-    id, so FIFO holds for a producer that enqueues several jobs per ms.
+    id, so FIFO holds for a producer that enqueues several jobs per ms. The random
+    bits tell processes apart, not secrets: they come from the `random` module,
+    seeded from os.urandom at import and again in every forked child, since
+    os.urandom itself is a system call per id.
     """
     ms = now_ms if now_ms is not None else now_epoch_ms()
     sequence = next(_id_sequence) & 0xFFFFFF
-    return f"{ms & 0xFFFFFFFFFFFF:012x}{sequence:06x}{os.urandom(7).hex()}"
+    return f"{ms & 0xFFFFFFFFFFFF:012x}{sequence:06x}{random.getrandbits(56):014x}"
 
 
 # next() on itertools.count is atomic under the GIL: no lock needed.

@@ -71,18 +71,19 @@ class _Checkout:
     Connections taken from the pool stay in this LIFO list instead, one per
     concurrent call at most. The pool's poll guarded against a reply left unread;
     here a call that does not read its whole reply disconnects its connection
-    before putting it back (`Scripts._evalsha`), and a forked child starts with
-    an empty list rather than its parent's sockets.
+    before putting it back (`Scripts._evalsha`). A forked child starts with an
+    empty list rather than its parent's sockets.
     """
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
         self._pool = pool
         self._idle: list[Any] = []  # redis-py leaves Connection's methods untyped
-        self._pid = os.getpid()
+        self._forks = _forks_seen
 
     def take(self) -> Any:
-        if self._pid != os.getpid():
-            self._idle, self._pid = [], os.getpid()
+        # A fork hook, not os.getpid(): that is a system call per script call.
+        if self._forks != _forks_seen:
+            self._idle, self._forks = [], _forks_seen
         try:
             # list.pop and list.append are atomic: no lock between threads.
             return self._idle.pop()
@@ -91,6 +92,17 @@ class _Checkout:
 
     def put_back(self, conn: Any) -> None:
         self._idle.append(conn)
+
+
+_forks_seen = 0
+
+
+def _count_fork() -> None:
+    global _forks_seen
+    _forks_seen += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
 
 
 class Scripts:

@@ -3,6 +3,8 @@
 import datetime as dt
 import decimal
 import json
+import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -342,3 +344,49 @@ def test_ids_made_in_one_millisecond_still_sort_in_creation_order() -> None:
     ids = [new_job_id(1_700_000_000_000) for _ in range(1000)]
     assert ids == sorted(ids)
     assert len(set(ids)) == 1000
+
+
+def in_forked_child(work: Callable[[], str]) -> str:
+    """Run `work` in a forked child and return what it returned (or raised)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        try:
+            out = work()
+        except BaseException as err:
+            out = f"raised {err!r}"
+        os.write(write_end, out.encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        out = pipe.read()
+    os.waitpid(pid, 0)
+    return out
+
+
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    from django_redisjobs.job import new_job_id
+
+    # Both go on from the same sequence number: only the random bits differ.
+    child_id = in_forked_child(lambda: new_job_id(1_700_000_000_000))
+    parent_id = new_job_id(1_700_000_000_000)
+    assert child_id[:18] == parent_id[:18]
+    assert child_id != parent_id
+
+
+def test_a_forked_child_enqueues_on_a_connection_of_its_own(
+    redisjobs: Any,
+) -> None:
+    jobs.add.delay(1, 2)
+    jobs.add.delay(1, 2)  # the script's connection now waits for the next call
+
+    def enqueue_and_count() -> str:
+        jobs.add.delay(3, 4)
+        with redisjobs.server.client() as admin:
+            clients = admin.client_list()
+        return str(sum(c["cmd"] == "evalsha" for c in clients))
+
+    # Sharing the parent's socket would leave one client behind the two calls.
+    assert in_forked_child(enqueue_and_count) == "2"
+    handle = jobs.add.delay(5, 6)
+    assert handle.refresh().job.args == [5, 6]
