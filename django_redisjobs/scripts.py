@@ -64,20 +64,23 @@ class CronClaim:
 
 
 class _Checkout:
-    """The connections scripts run on, kept here between calls.
+    """The connections scripts run on, a few kept here between calls.
 
     A checkout from redis-py's pool costs about 7 us of client CPU here (a lock,
     metrics hooks, a poll of the socket for stray data): a tenth of an enqueue.
-    Connections taken from the pool stay in this LIFO list instead, one per
-    concurrent call at most. The pool's poll guarded against a reply left unread;
-    here a call that does not read its whole reply disconnects its connection
-    before putting it back (`Scripts._evalsha`). A forked child starts with an
-    empty list rather than its parent's sockets.
+    Up to `_KEPT_MAX` connections, and no more than a quarter of the pool's
+    `max_connections` (redis-py's default is 100), stay in this LIFO list instead;
+    the pool cannot lend them to its other users, so it must keep enough of its
+    own. The pool's poll guarded against a reply left unread; here a call that
+    does not read its whole reply disconnects its connection before putting it
+    back (`Scripts._evalsha`). A forked child starts with an empty list rather
+    than its parent's sockets.
     """
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
         self._pool = pool
         self._idle: list[Any] = []  # redis-py leaves Connection's methods untyped
+        self._keep = min(_KEPT_MAX, pool.max_connections // 4)
         self._forks = _forks_seen
 
     def take(self) -> Any:
@@ -91,9 +94,14 @@ class _Checkout:
             return self._pool.get_connection()
 
     def put_back(self, conn: Any) -> None:
-        self._idle.append(conn)
+        # Threads racing here may keep one or two over `_keep`, never more.
+        if len(self._idle) < self._keep:
+            self._idle.append(conn)
+        else:
+            self._pool.release(conn)
 
 
+_KEPT_MAX = 4
 _forks_seen = 0
 
 

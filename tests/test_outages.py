@@ -209,35 +209,35 @@ def test_every_idle_script_connection_is_stale_after_a_restart(
     server = make_redis_server()
     with redisjobs_on(server) as rj, server.client() as admin:
         jobs.add.delay(0, 0)  # the script is loaded and the queue name sent
-        three_enqueues_at_once(admin)  # three connections, idle afterwards
+        enqueues_at_once(admin, 3)  # three connections, idle afterwards
         server.restart()
         jobs.add.delay(0, 0)  # loads the script again (NOSCRIPT, not a resend)
 
-        handles = three_enqueues_at_once(admin)
+        handles = enqueues_at_once(admin, 3)
 
         assert [h.refresh().status for h in handles] == [JobStatus.QUEUED] * 3
         assert rj.client.llen(keys.ready(rj.prefix, "default")) == 4
 
 
-def three_enqueues_at_once(admin: redis.Redis) -> list[JobHandle]:
-    """Enqueue from three threads while Redis holds writes, so that each call
+def enqueues_at_once(admin: redis.Redis, count: int) -> list[JobHandle]:
+    """Enqueue from `count` threads while Redis holds writes, so that each call
     takes a connection of its own."""
     admin.client_pause(2000, all=False)
     done: list[JobHandle] = []
     producers = [
         threading.Thread(target=lambda: done.append(jobs.add.delay(1, 2)))
-        for _ in range(3)
+        for _ in range(count)
     ]
     for producer in producers:
         producer.start()
     wait_until(
-        lambda: sum("b" in c["flags"] for c in admin.client_list()) == 3,
-        what="three enqueues waiting on three connections",
+        lambda: sum("b" in c["flags"] for c in admin.client_list()) == count,
+        what=f"{count} enqueues waiting on {count} connections",
     )
     admin.client_unpause()
     for producer in producers:
         producer.join(timeout=5)
-    assert len(done) == 3
+    assert len(done) == count
     return done
 
 
@@ -260,3 +260,21 @@ def test_a_script_call_that_times_out_leaves_no_reply_for_the_next_call(
 
         assert handle.id == holder.id
         assert handle.refresh().job.args == [0, 0]
+
+
+def test_script_calls_leave_a_small_pool_its_connections(
+    make_redis_server: MakeServer,
+) -> None:
+    """Connections that scripts keep between calls are out of the pool's reach;
+    with max_connections=2 they must all go back to it."""
+    server = make_redis_server()
+    options = {"max_connections": 2}
+    with (
+        redisjobs_on(server, REDIS_OPTIONS=options) as rj,
+        server.client() as admin,
+    ):
+        jobs.add.delay(0, 0)
+        enqueues_at_once(admin, 2)
+
+        assert rj.client.ping()  # a plain command needs a connection of the pool
+        assert jobs.add.delay(1, 2).refresh().status is JobStatus.QUEUED
