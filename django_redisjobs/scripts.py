@@ -94,7 +94,7 @@ class _Checkout:
             return self._pool.get_connection()
 
     def put_back(self, conn: Any) -> None:
-        # Threads racing here may keep one or two over `_keep`, never more.
+        # Threads putting back at the same moment may leave a few over `_keep`.
         if len(self._idle) < self._keep:
             self._idle.append(conn)
         else:
@@ -161,17 +161,15 @@ class Scripts:
                 conn.send_packed_command(packed)
                 reply = conn.read_response()
         except ResponseError:
-            # An error reply was read in full: the connection is in step.
-            self._connections.put_back(conn)
-            raise
+            raise  # an error reply, read in full: the connection is in step
         except BaseException:
             # redis-py disconnects when a read fails; this also covers an
             # exception between send and read (a JobTimeout raised into a job
             # thread), after which a reply is still on its way.
             conn.disconnect()
-            self._connections.put_back(conn)
             raise
-        self._connections.put_back(conn)
+        finally:
+            self._connections.put_back(conn)
         return reply
 
     def run_after(
@@ -202,9 +200,9 @@ class Scripts:
             first, second = _reply_or_error(conn), _reply_or_error(conn)
         except BaseException:
             conn.disconnect()
-            self._connections.put_back(conn)
             raise
-        self._connections.put_back(conn)
+        finally:
+            self._connections.put_back(conn)
         if isinstance(second, NoScriptError):
             second = script(keys=keys, args=args)
         for reply in (first, second):
