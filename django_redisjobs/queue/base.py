@@ -1,12 +1,32 @@
 """What every part of `JobStore` shares: the client, scripts, settings and key lists."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from .. import keys
 from ..conf import Settings
 from ..connection import Connection
 from ..exceptions import RedisUnavailable
-from .records import REDIS_ERRORS
+from ..job import enqueue_fields, field_table
+from .records import REDIS_ERRORS, EnqueueRequest
+
+
+def jobs_argv(
+    head: list[Any], requests: Sequence[EnqueueRequest], leads: Sequence[Any]
+) -> list[Any]:
+    """`head`, then the jobs as enqueue_jobs.lua and claim_cron_slot.lua both take
+    them: F, the F field names, then per job its lead value and its F values."""
+    names, rows = field_table(
+        [
+            enqueue_fields(r.job, r.args_json, r.kwargs_json, at_front=r.at_front)
+            for r in requests
+        ]
+    )
+    head += [len(names), *names]
+    for lead, values in zip(leads, rows, strict=True):
+        head.append(lead)
+        head.extend(values)
+    return head
 
 
 class StoreBase:

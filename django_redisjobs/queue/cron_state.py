@@ -1,12 +1,11 @@
 """Cron entry state: claiming fire times once, and forgetting removed entries."""
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from .. import keys
-from ..job import enqueue_fields, field_table, from_ms, to_ms
+from ..job import from_ms, to_ms
 from ..scripts import CronClaim
-from .base import StoreBase
+from .base import StoreBase, jobs_argv
 from .records import CronState, EnqueueRequest
 
 
@@ -28,13 +27,8 @@ class CronOps(StoreBase):
         them). A new entry stores nothing; its first call starts its watermark.
         """
         p = self.prefix
-        names, rows = field_table(
-            [enqueue_fields(r.job, r.args_json, r.kwargs_json) for r in requests]
-        )
-        args: list[Any] = [now_ms, name, until_ms, len(names), *names]
-        for request, values in zip(requests, rows, strict=True):
-            args.append(to_ms(request.job.run_at) if request.job.run_at else 0)
-            args.extend(values)
+        fire_ms = [to_ms(r.job.run_at) if r.job.run_at else 0 for r in requests]
+        args = jobs_argv([now_ms, name, until_ms], requests, fire_ms)
         keys_ = [
             keys.cron(p, queue),
             keys.ready(p, queue),

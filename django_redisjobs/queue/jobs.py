@@ -12,12 +12,10 @@ from ..job import (
     DEFAULT_PRIORITY_BOUND,
     Job,
     duration_ms,
-    enqueue_fields,
-    field_table,
     from_fields,
 )
 from ..scripts import parse_enqueued
-from .base import StoreBase
+from .base import StoreBase, jobs_argv
 from .records import QUEUE_NAME_REFRESH_MS, Cancelled, EnqueueRequest, JobState, Placed
 
 
@@ -116,17 +114,8 @@ class JobOps(StoreBase):
     @staticmethod
     def _enqueue_args(requests: Sequence[EnqueueRequest], now_ms: int) -> list[Any]:
         """ARGV of enqueue_jobs.lua for `requests`, all of one queue."""
-        names, rows = field_table(
-            [
-                enqueue_fields(r.job, r.args_json, r.kwargs_json, at_front=r.at_front)
-                for r in requests
-            ]
-        )
-        args: list[Any] = [now_ms, len(names), *names]
-        for request, values in zip(requests, rows, strict=True):
-            args.append(1 if request.at_front else 0)
-            args.extend(values)
-        return args
+        leads = [1 if r.at_front else 0 for r in requests]
+        return jobs_argv([now_ms], requests, leads)
 
     def get(self, job_id: str, queue: str) -> Job:
         """Return the job; raise `JobDoesNotExist` (or `InvalidJob` if corrupt)."""
