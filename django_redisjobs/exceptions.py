@@ -33,6 +33,10 @@ class WaitTimeout(RedisJobsError, TimeoutError):
     """Raised when `JobHandle.wait()` runs out of time before the job finishes."""
 
 
+class WorkerCrashed(RedisJobsError):
+    """Raised by `Worker.run()` when one of the worker's threads died unexpectedly."""
+
+
 class JobTimeout(RedisJobsError):
     """Raised inside a job that ran past its timeout."""
 

@@ -69,13 +69,49 @@ class AttemptResult:
 
 
 def error_record(exc: BaseException) -> JobError:
-    """Describe `exc` as text: class path, message and formatted traceback."""
+    """Describe `exc` as text: class path, message and formatted traceback.
+
+    Job code controls the message, so it is made storable here, before the
+    outcome reaches the recorder: a lone surrogate (which UTF-8 cannot carry)
+    becomes its escape, and a ``__str__`` that raises gives a placeholder.
+    """
     cls = type(exc)
+    try:
+        message = str(exc)
+    except Exception:
+        message = f"<unprintable {cls.__qualname__}>"
+    try:
+        formatted = "".join(traceback.format_exception(exc))
+    except Exception:
+        formatted = ""
     return JobError(
-        exc_class=f"{cls.__module__}.{cls.__qualname__}",
-        message=str(exc),
-        traceback="".join(traceback.format_exception(exc)),
+        exc_class=storable_text(f"{cls.__module__}.{cls.__qualname__}"),
+        message=storable_text(message),
+        traceback=storable_text(formatted),
     )
+
+
+def storable_text(text: str) -> str:
+    """`text` with what UTF-8 cannot encode (lone surrogates) escaped."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def worker_fault(job: Job, err: BaseException) -> AttemptResult:
+    """The worker's own code failed around an attempt of `job` (not the job's
+    code, whose errors `run_sync` and `run_async` catch): log it with its
+    traceback, and end the job dead with that error, so it never stays active."""
+    logger.error(
+        "worker failed around an attempt, the job ends dead id=%s func=%s "
+        "queue=%s attempt=%d",
+        job.id,
+        job.func,
+        job.queue,
+        job.attempts,
+        exc_info=err,
+    )
+    return AttemptResult(job, JobStatus.DEAD, error=error_record(err))
 
 
 def failed_before_running(job: Job, exc: BaseException) -> AttemptResult:

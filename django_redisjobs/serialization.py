@@ -14,13 +14,45 @@ from .exceptions import SerializationError
 
 _encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 _SCALARS = (str, int, float, bool, type(None))
+# Python refuses to turn longer integers into text (sys.get_int_max_str_digits);
+# a bit count is the cheap test: 14,000 bits stay below 4,300 digits.
+_INT_DIGITS_MAX = 4_300
+_INT_BITS_MAX = 14_000
+
+
+def _check_text(text: str, where: str) -> None:
+    """Refuse text that UTF-8 cannot carry (a lone surrogate): Redis stores bytes."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise SerializationError(
+                f"{where} holds {text[err.start : err.end]!r}, a lone surrogate "
+                "that UTF-8 cannot encode."
+            ) from None
 
 
 def _check(value: Any, where: str) -> None:
     """Walk `value` and raise for the first part JSON would change or refuse."""
+    try:
+        _walk(value, where)
+    except RecursionError:
+        raise SerializationError(
+            f"{where} is nested too deeply (or contains itself) for JSON."
+        ) from None
+
+
+def _walk(value: Any, where: str) -> None:
     if isinstance(value, _SCALARS):
         if isinstance(value, float) and not math.isfinite(value):
             raise SerializationError(f"{where} is {value!r}, which JSON cannot hold.")
+        if isinstance(value, str):
+            _check_text(value, where)
+        elif isinstance(value, int) and value.bit_length() > _INT_BITS_MAX:
+            raise SerializationError(
+                f"{where} is an integer of more than {_INT_DIGITS_MAX} digits, "
+                "which Python will not write as JSON text."
+            )
         return
     if isinstance(value, Mapping):
         for key, item in value.items():
@@ -28,11 +60,12 @@ def _check(value: Any, where: str) -> None:
                 raise SerializationError(
                     f"{where} has the key {key!r}; JSON object keys must be strings."
                 )
-            _check(item, f"{where}[{key!r}]")
+            _check_text(key, f"{where} key")
+            _walk(item, f"{where}[{key!r}]")
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check(item, f"{where}[{index}]")
+            _walk(item, f"{where}[{index}]")
         return
     raise SerializationError(
         f"{where} is {value!r} of type {type(value).__name__}, which is not "

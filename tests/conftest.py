@@ -81,12 +81,15 @@ class RedisJobs:
     def store(self) -> JobStore:
         return get_store()
 
-    def worker(self, **config: Any) -> Worker:
-        """An in-process burst worker with no waits, serving `queues`."""
+    def worker(self, scheduler_object: Any = None, **config: Any) -> Worker:
+        """An in-process burst worker with no waits, serving `queues`; a given
+        `scheduler_object` replaces the scheduler it would build."""
         config.setdefault("queues", ("default",))
         config.setdefault("burst", True)
         config.setdefault("concurrency", 2)
         config.setdefault("grace", timedelta(seconds=5))
+        if scheduler_object is not None:
+            return Worker(WorkerConfig(**config), scheduler=scheduler_object)
         return Worker(WorkerConfig(**config))
 
     def run_worker(self, **config: Any) -> WorkerStats:

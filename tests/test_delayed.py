@@ -161,9 +161,10 @@ def test_idle_worker_starts_a_delayed_job_within_a_second_of_its_due_time(
 ) -> None:
     # The claiming thread blocks for up to 30 s: only the scheduler's promotion,
     # which sets the marker its BZPOPMIN waits on, can start the job in time.
-    worker = redisjobs.worker(burst=False, idle_wait=timedelta(seconds=30))
-    scheduler = CountingScheduler(worker.store, worker.config.queues)
-    worker.scheduler = scheduler
+    scheduler = CountingScheduler(redisjobs.store, ("default",))
+    worker = redisjobs.worker(
+        burst=False, idle_wait=timedelta(seconds=30), scheduler_object=scheduler
+    )
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:

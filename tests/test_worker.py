@@ -365,6 +365,6 @@ def test_worker_heartbeat_restores_its_queue_names(redisjobs: Any) -> None:
     worker = redisjobs.worker(queues=("default", "other"))
     redisjobs.client.delete(keys.queues(redisjobs.prefix))
 
-    worker._heartbeat()
+    worker._heartbeat.send()
 
     assert redisjobs.store.known_queues() == ["default", "other"]

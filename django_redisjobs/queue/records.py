@@ -6,6 +6,7 @@ from datetime import datetime
 
 import redis
 
+from ..exceptions import InvalidJob
 from ..job import (
     Job,
     JobError,
@@ -36,6 +37,14 @@ class JobState(enum.StrEnum):
     SUCCEEDED = "succeeded"
     DEAD = "dead"
     CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Damaged:
+    """A claimed id whose hash cannot be run: gone, or not a valid job."""
+
+    job: Job  # what could be read: the claimed id and queue, func "?" if unknown
+    reason: InvalidJob | None  # None: the id had no hash (nothing to record)
 
 
 @dataclass(frozen=True, slots=True)

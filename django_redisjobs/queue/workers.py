@@ -8,13 +8,11 @@ from typing import Any, cast
 import redis
 
 from .. import keys
-from ..job import (
-    DEFAULT_PRIORITY_BOUND,
-    duration_ms,
-)
+from ..exceptions import InvalidJob
+from ..job import DEFAULT_PRIORITY_BOUND, Job, duration_ms, from_fields
 from ..scripts import Claimed, Recovered, parse_claimed, parse_codes
 from .base import StoreBase
-from .records import WORKER_LOST, Outcome, Persistence, WorkerInfo
+from .records import WORKER_LOST, Damaged, Outcome, Persistence, WorkerInfo
 
 
 class WorkerOps(StoreBase):
@@ -22,11 +20,14 @@ class WorkerOps(StoreBase):
 
     def claim(
         self, queue: str, worker_id: str, limit: int, now_ms: int, lease_ms: int
-    ) -> list[Claimed]:
+    ) -> list[Job | Damaged]:
         """Lease up to `limit` ready jobs of `queue` to `worker_id`."""
-        return self.scripts.claim_jobs(
-            self._claim_keys(queue),
-            [now_ms, now_ms + lease_ms, worker_id, limit, DEFAULT_PRIORITY_BOUND],
+        return _jobs(
+            queue,
+            self.scripts.claim_jobs(
+                self._claim_keys(queue),
+                [now_ms, now_ms + lease_ms, worker_id, limit, DEFAULT_PRIORITY_BOUND],
+            ),
         )
 
     def finish(
@@ -91,7 +92,7 @@ class WorkerOps(StoreBase):
         limit: int,
         now_ms: int,
         lease_ms: int,
-    ) -> list[Claimed]:
+    ) -> list[Job | Damaged]:
         """Block until one of `queues` may have ready jobs (or `timeout_s` passes),
         then claim from the first of them in the same round trip.
 
@@ -114,7 +115,7 @@ class WorkerOps(StoreBase):
                 1,  # now_ms predates the wait
             ],
         )
-        return parse_claimed(reply)
+        return _jobs(queues[0], parse_claimed(reply))
 
     def promote_due(self, queue: str, now_ms: int, limit: int) -> tuple[int, int]:
         """Make due scheduled jobs ready; (moved, next due ms or -1)."""
@@ -279,3 +280,36 @@ class WorkerOps(StoreBase):
             config.get("appendfsync"),
             facts.get("maxmemory_policy"),
         )
+
+
+def _jobs(queue: str, claimed: list[Claimed]) -> list[Job | Damaged]:
+    """Claimed hashes as jobs; a Damaged for each that cannot be run."""
+    jobs: list[Job | Damaged] = []
+    for item in claimed:
+        try:
+            if not item.fields:
+                jobs.append(Damaged(_bare_job(item, queue), None))
+                continue
+            job = from_fields(item.fields)
+            if job.id != item.job_id or job.queue != queue:
+                raise InvalidJob(
+                    f"Job {item.job_id!r} in queue {queue!r} has the id {job.id!r} "
+                    f"and the queue {job.queue!r} in its fields."
+                )
+            jobs.append(job)
+        except Exception as err:
+            reason = err if isinstance(err, InvalidJob) else InvalidJob(str(err))
+            jobs.append(Damaged(_bare_job(item, queue), reason))
+    return jobs
+
+
+def _bare_job(item: Claimed, queue: str) -> Job:
+    """Enough of a job to record its failure when its hash cannot be parsed."""
+    attempts = item.fields.get("attempts", "0")
+    return Job(
+        id=item.job_id,
+        func=item.fields.get("func", "?"),
+        queue=queue,
+        attempts=int(attempts) if attempts.isdigit() else 0,
+        max_attempts=1,
+    )

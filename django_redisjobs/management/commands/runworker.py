@@ -10,19 +10,20 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_redisjobs.conf import get_settings
-from django_redisjobs.exceptions import RedisJobsConfigurationError
+from django_redisjobs.exceptions import RedisJobsConfigurationError, WorkerCrashed
 from django_redisjobs.keys import is_safe_name
 from django_redisjobs.queue import REDIS_ERRORS, get_store
 from django_redisjobs.registry import autodiscover, registry
-from django_redisjobs.supervisor import (
+from django_redisjobs.worker import (
     Supervisor,
     SupervisorConfig,
+    Worker,
+    WorkerConfig,
     install_supervisor_signal_handlers,
 )
-from django_redisjobs.worker import Worker, WorkerConfig, install_signal_handlers
 
 # The most jobs held ahead per thread. The worker holds fewer when attempts take
-# long (claiming.py), so this bounds short jobs: 16 per thread measured best for
+# long (worker/claim.py), so this bounds short jobs: 16 per thread measured best for
 # no-op jobs (docs/benchmarks.md), and long jobs are not hoarded.
 PREFETCH_PER_THREAD = 16
 
@@ -111,8 +112,11 @@ class Command(BaseCommand):
             by_status = self._supervise(config, options)
         else:
             worker = Worker(config, store=store, functions=registry)
-            install_signal_handlers(worker)
-            by_status = worker.run().by_status
+            worker.install_signal_handlers()
+            try:
+                by_status = worker.run().by_status
+            except WorkerCrashed as err:
+                raise CommandError(str(err), returncode=1) from err
         if config.burst:
             counts = ", ".join(f"{k}={v}" for k, v in sorted(by_status.items()))
             total = sum(by_status.values())

@@ -38,13 +38,13 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
-from .child_process import run_child
+from ..conf import get_settings
+from ..job import now_epoch_ms
+from ..queue import JobStore, get_store
+from ..registry import Registry, registry
+from .child import run_child
 from .child_recovery import ChildRecovery, LostChild, RunningJob
-from .conf import get_settings
-from .job import now_epoch_ms
-from .queue import JobStore, get_store
-from .registry import Registry, registry
-from .worker import WorkerConfig, default_worker_id
+from .config import WorkerConfig, default_worker_id
 
 logger = logging.getLogger(__name__)
 

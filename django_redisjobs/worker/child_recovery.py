@@ -18,24 +18,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from . import signals
-from .conf import Settings
-from .exceptions import (
+from .. import signals
+from ..conf import Settings
+from ..exceptions import (
     InvalidJob,
     JobDoesNotExist,
     RedisUnavailable,
     UnknownBackgroundFunction,
 )
-from .execution import (
+from ..execution import (
     AttemptResult,
     default_policy,
     error_record,
     send_signal,
     timeout_error,
 )
-from .job import Job, JobStatus
-from .queue import REDIS_ERRORS, JobStore, Outcome
-from .registry import FunctionSpec, Registry
+from ..job import Job, JobStatus
+from ..queue import REDIS_ERRORS, JobStore, Outcome
+from ..registry import FunctionSpec, Registry
 
 logger = logging.getLogger(__name__)
 

@@ -15,11 +15,12 @@ from typing import Any
 
 import django
 
-from . import signals
-from .conf import get_settings
-from .job import Job, duration_ms
-from .registry import autodiscover
-from .worker import Worker, WorkerConfig, install_signal_handlers
+from .. import signals
+from ..conf import get_settings
+from ..job import Job, duration_ms
+from ..registry import autodiscover
+from .config import WorkerConfig
+from .core import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def run_child(
     reporter = Reporter(conn)
     reporter.connect()
     worker = Worker(config)
-    install_signal_handlers(worker)
+    worker.install_signal_handlers()
     watch_parent(worker)
     stats = worker.run()
     reporter.send(["stats", stats.by_status])

@@ -1,12 +1,9 @@
-"""A worker's values: what it is asked to do (`WorkerConfig`), the id it goes by
-by default, and the counts it reports (`WorkerStats`)."""
+"""What a worker is asked to do (`WorkerConfig`), and the id it goes by by default."""
 
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-
-from .job import JobStatus
 
 
 @dataclass(frozen=True)
@@ -42,26 +39,3 @@ class WorkerConfig:
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}.{os.getpid()}.{os.urandom(2).hex()}"
-
-
-@dataclass
-class WorkerStats:
-    """Counts of attempt outcomes since the worker started."""
-
-    claimed: int = 0
-    succeeded: int = 0
-    retried: int = 0
-    dead: int = 0
-    requeued: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-
-    def count(self, status: str) -> None:
-        self.by_status[status] = self.by_status.get(status, 0) + 1
-        if status == JobStatus.SUCCEEDED:
-            self.succeeded += 1
-        elif status == JobStatus.RETRYING:
-            self.retried += 1
-        elif status == JobStatus.DEAD:
-            self.dead += 1
-        elif status == "requeued":
-            self.requeued += 1
