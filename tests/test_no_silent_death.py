@@ -2,14 +2,13 @@
 
 Each case once killed a thread while the worker went on looking healthy: the
 recorder (an unencodable error message), an executor thread (a result JSON
-cannot carry, a retry policy that raises), the claim loop (a hash nested too
-deeply, a timeout too large for a timedelta) or the renew thread (a scheduled
-job whose hash is not a hash). Each runs here next to a valid job, which must
+cannot carry, a retry policy that raises) or the renew thread (a scheduled job
+whose hash is not a hash); damaged hashes that stopped the claim loop are cases
+of test_worker.py's corrupt-hash test. Each runs next to a valid job, which must
 still be recorded.
 """
 
 import dataclasses
-import threading
 import time
 from typing import Any
 
@@ -78,39 +77,6 @@ def test_a_retry_policy_that_raises_ends_the_job_dead_and_the_thread_goes_on(
     assert fields["status"] == "dead"
     assert fields["error_class"] == "builtins.TypeError"
     assert good.refresh().result == 3
-
-
-@pytest.mark.parametrize(
-    ("field", "value", "reason"),
-    [
-        ("args", "[" * 200_000 + "]" * 200_000, "args"),
-        ("timeout_ms", "100000000000000000000", "timeout_ms"),
-        ("timeout_ms", "1e20", "corrupt field"),
-        ("enqueued_ms", "99999999999999999999", "enqueued_ms"),
-        ("id", "someone-else", "'someone-else'"),
-        ("queue", "other", "'other'"),
-    ],
-)
-def test_a_damaged_hash_ends_dead_and_a_burst_worker_finishes(
-    redisjobs: Any, field: str, value: str, reason: str
-) -> None:
-    broken = jobs.add.delay(1, 2)
-    redisjobs.client.hset(
-        keys.job(redisjobs.prefix, "default", broken.id), field, value
-    )
-    good = jobs.add.delay(3, 4)
-
-    done = threading.Event()
-    thread = threading.Thread(target=lambda: (redisjobs.run_worker(), done.set()))
-    thread.start()
-    thread.join(timeout=30)
-    assert done.is_set(), "the burst worker did not finish"
-
-    fields = hash_of(redisjobs, broken.id)
-    assert fields["status"] == "dead"
-    assert fields["error_class"] == "django_redisjobs.exceptions.InvalidJob"
-    assert reason in fields["error_message"]
-    assert good.refresh().result == 7
 
 
 def test_a_scheduled_job_whose_key_is_not_a_hash_does_not_stop_heartbeats(

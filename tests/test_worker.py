@@ -127,6 +127,14 @@ def test_unknown_function_goes_dead_with_reason_and_worker_goes_on(
         ("args", '{"a": 1}', "args must be a JSON list"),
         ("priority", "high", "corrupt field"),
         ("max_attempts", "", "corrupt field"),
+        # Each of these once stopped the claim loop or left a burst worker
+        # hanging after "Burst done" (the outcome went to the wrong id).
+        ("args", "[" * 200_000 + "]" * 200_000, "args"),
+        ("timeout_ms", "100000000000000000000", "timeout_ms"),
+        ("timeout_ms", "1e20", "corrupt field"),
+        ("enqueued_ms", "99999999999999999999", "enqueued_ms"),
+        ("id", "someone-else", "'someone-else'"),
+        ("queue", "other", "'other'"),
     ],
 )
 def test_corrupt_job_hash_fails_that_job_and_worker_goes_on(
