@@ -52,6 +52,10 @@ from .supervision import StopSignal, ThreadSupervisor
 logger = logging.getLogger(__name__)
 
 _UNSET = object()
+# While outcomes cannot be written: how often the claim loop looks again (Redis
+# answering again also wakes it), and how often it says why it claims nothing.
+_PAUSE_CHECK_S = 0.5
+_PAUSE_LOG_S = 30.0
 
 
 class Worker:
@@ -123,6 +127,7 @@ class Worker:
             retry_cap_s,
         )
         self._heartbeat = Heartbeat(self.store, self.info, self.ledger, lease_ms, clock)
+        self._paused_logged = -_PAUSE_LOG_S
         self._renewer = Renewer(
             self._heartbeat, self._pool, scheduler, self.stop_signal, retry_cap_s
         )
@@ -206,6 +211,9 @@ class Worker:
         backoff = Backoff("claim")
         drained = False  # the last claim emptied the only queue
         while not self.stop_signal.stopping and not self._reached_max_jobs():
+            if self._recorder.failing.is_set():
+                self._pause_claims()
+                continue
             reserved = self._claimer.reserve()
             if not reserved:
                 continue
@@ -232,6 +240,20 @@ class Worker:
                 self._dispatch(item)
             if idle:
                 return
+
+    def _pause_claims(self) -> None:
+        """Claim nothing while outcomes cannot be written (Redis away, full or
+        read-only): jobs claimed now would run and then wait in memory too.
+        Says so at WARNING at most once per `_PAUSE_LOG_S`."""
+        now = time.monotonic()
+        if now - self._paused_logged >= _PAUSE_LOG_S:
+            self._paused_logged = now
+            logger.warning(
+                "claims paused, outcomes cannot be written to redis id=%s held=%d",
+                self.worker_id,
+                len(self.ledger.held_ids()),
+            )
+        self.stop_signal.sleep_unless_stopping(_PAUSE_CHECK_S)
 
     def _reached_max_jobs(self) -> bool:
         return (
@@ -348,11 +370,25 @@ class Worker:
         self._recorder.close(max(self.config.grace.total_seconds(), 5))
         # Ends the recorder's backoff waits: outcomes still unwritten are dropped.
         self.stop_signal.halt()
+        self._recorder.join(5)
         join_renew(5)
+        self._account_for_held()
         try:
             self.store.unregister_worker(self.worker_id)
         except STORE_ERRORS as err:
             logger.warning("could not unregister worker id=%s: %s", self.worker_id, err)
+
+    def _account_for_held(self) -> None:
+        """Name every job whose outcome did not reach Redis before the stop."""
+        held = self.ledger.held_ids()
+        if held:
+            logger.error(
+                "worker stopped holding %d job(s) whose outcome is not in redis; "
+                "their leases run out and they run again elsewhere id=%s jobs=%s",
+                len(held),
+                self.worker_id,
+                ",".join(held),
+            )
 
     def _hand_back(self, jobs: list[Job]) -> None:
         hand_back(jobs, self._recorder.record, self.settings)

@@ -199,6 +199,11 @@ class Ledger:
                 held.setdefault(entry.job.queue, []).append(job_id)
             return held
 
+    def held_ids(self) -> list[str]:
+        """Ids of every held job, in claim order."""
+        with self._lock:
+            return list(self._entries)
+
     def counts(self) -> WorkerStats:
         with self._lock:
             return WorkerStats(self._claimed_total, dict(self._by_status))

@@ -34,7 +34,7 @@ class OutcomeRecorder:
     """Queues outcomes and writes them from a thread of its own.
 
     The worker's halt (`stop.halt()`) ends the write backoff: outcomes Redis
-    still refuses are then dropped (their leases run out and the jobs run again
+    still refuses are then given up (their leases run out and the jobs run again
     elsewhere). When Redis answers again after failed writes, `stop.poke()` lets
     the claim loop retry at once.
     """
@@ -53,6 +53,9 @@ class OutcomeRecorder:
         self._stop, self._retry_cap_s = stop, retry_cap_s
         self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        #: Set while Redis refuses outcomes (away, full, read-only): the claim
+        #: loop claims nothing more until they are written.
+        self.failing = threading.Event()
 
     def record(self, outcome: Outcome) -> None:
         """Queue an outcome; its job stays in the ledger until it is stored."""
@@ -64,6 +67,9 @@ class OutcomeRecorder:
     def close(self, timeout_s: float) -> None:
         """Write what is queued, then end the thread (waiting at most `timeout_s`)."""
         self._outcomes.put(None)
+        self.join(timeout_s)
+
+    def join(self, timeout_s: float) -> None:
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
 
@@ -90,9 +96,10 @@ class OutcomeRecorder:
             try:
                 codes = self._store.finish(outcomes, self._worker_id, self._clock())
             except STORE_ERRORS as err:
+                self.failing.set()
                 if self._stop.halted:
-                    _drop(outcomes, err)
-                    self._ledger.recorded(o.job_id for o in outcomes)
+                    # Given up: their jobs stay in the ledger, and the worker's
+                    # stop names them all (`Worker._account_for_held`).
                     return
                 # Keep them (and their leases, see the heartbeat): these results
                 # must reach Redis once it is back.
@@ -108,6 +115,7 @@ class OutcomeRecorder:
                     self._write([outcome])
                 return
             backoff.reset()
+            self.failing.clear()
             _warn_unrecorded(outcomes, codes)
             self._ledger.recorded(outcome.job_id for outcome in outcomes)
             return
@@ -133,17 +141,3 @@ def _give_up(outcome: Outcome) -> None:
         outcome.queue,
         outcome.status,
     )
-
-
-def _drop(outcomes: list[Outcome], err: Exception) -> None:
-    """At exit with Redis still away: the leases will run out and the jobs run
-    again elsewhere."""
-    for outcome in outcomes:
-        logger.error(
-            "outcome lost at stop, redis unavailable; the job will run again "
-            "job id=%s queue=%s outcome=%s: %s",
-            outcome.job_id,
-            outcome.queue,
-            outcome.status,
-            err,
-        )
