@@ -297,32 +297,55 @@ def run_inline(spec: FunctionSpec, job: Job, settings: Settings) -> AttemptResul
             return result
 
 
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
+_CONTROL_BUT_NEWLINE = {
+    code: text for code, text in _CONTROL.items() if code != ord("\n")
+}
+
+
+def log_safe(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` that job code controls, fit for a log line: control characters
+    (a newline that would forge a line of its own, a terminal escape) become
+    visible escapes. A traceback keeps its newlines, each followed by an indent,
+    so no line of it can pass for a log line of its own."""
+    if text.isprintable():
+        return text
+    if not keep_newlines:
+        return text.translate(_CONTROL)
+    return text.translate(_CONTROL_BUT_NEWLINE).rstrip("\n").replace("\n", "\n    ")
+
+
 def log_attempt(log: logging.Logger, result: AttemptResult) -> None:
     """Log how an attempt ended: ERROR when dead, WARNING when retrying, else INFO."""
     job = result.job
-    if result.status is JobStatus.DEAD and result.error is not None:
+    error = result.error
+    if result.status is JobStatus.DEAD and error is not None:
         log.error(
             "job dead id=%s func=%s queue=%s attempt=%d error=%s: %s\n%s",
             job.id,
-            job.func,
+            log_safe(job.func),
             job.queue,
             job.attempts,
-            result.error.exc_class,
-            result.error.message,
-            result.error.traceback,
+            log_safe(error.exc_class),
+            log_safe(error.message),
+            log_safe(error.traceback, keep_newlines=True),
         )
         return
-    if result.status is JobStatus.RETRYING and result.error is not None:
+    if result.status is JobStatus.RETRYING and error is not None:
         log.warning(
             "job retrying id=%s func=%s queue=%s attempt=%d retry_in_s=%.1f "
             "error=%s: %s",
             job.id,
-            job.func,
+            log_safe(job.func),
             job.queue,
             job.attempts,
             result.retry_in.total_seconds() if result.retry_in else 0.0,
-            result.error.exc_class,
-            result.error.message,
+            log_safe(error.exc_class),
+            log_safe(error.message),
         )
         return
     log.info(

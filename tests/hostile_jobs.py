@@ -25,3 +25,8 @@ def returns(kind: str) -> Any:
 @background(max_attempts=2)
 def fails() -> None:
     raise ConnectionError("down")
+
+
+@background(max_attempts=2)
+def raises_forged_lines(attempts: int) -> None:
+    raise ValueError("boom\nINFO django_redisjobs: job succeeded \x1b[2J")

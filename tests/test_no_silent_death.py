@@ -9,6 +9,7 @@ still be recorded.
 """
 
 import dataclasses
+import logging
 import time
 from typing import Any
 
@@ -121,3 +122,24 @@ def test_a_thread_that_dies_stops_the_worker_loudly_and_hands_back_its_jobs(
     assert handle.refresh().status in (JobStatus.QUEUED, JobStatus.SUCCEEDED)
     assert not redisjobs.client.zscore(keys.workers(redisjobs.prefix), worker.worker_id)
     assert now_epoch_ms()
+
+
+def test_job_controlled_text_cannot_forge_log_lines_or_send_escapes(
+    redisjobs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    hostile_jobs.raises_forged_lines.delay(2)
+    caplog.set_level(logging.INFO, logger="django_redisjobs")
+
+    redisjobs.run_worker(concurrency=1)
+
+    lines = [
+        r.getMessage() for r in caplog.records if "raises_forged_lines" in r.message
+    ]
+    assert lines  # the retrying line and the dead line
+    for line in lines:
+        first, _, traceback = line.partition("\n")
+        assert "boom\\nINFO django_redisjobs: job succeeded \\x1b[2J" in first
+        assert "\x1b" not in line
+        assert "\nINFO" not in line
+        assert traceback == "" or traceback.startswith("Traceback")
+        assert all(not n or n.startswith("    ") for n in traceback.split("\n")[1:])
