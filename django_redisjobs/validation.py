@@ -140,12 +140,16 @@ def run_at_ms(delay: Any, run_at: Any, now_ms: int) -> int:
 def _run_at_ms(run_at: Any, now_ms: int) -> int:
     if not isinstance(run_at, datetime):
         raise InvalidJob(f"run_at is {run_at!r}, not a datetime; use an aware one.")
-    if run_at.tzinfo is None or run_at.utcoffset() is None:
-        raise InvalidJob(f"run_at must be an aware datetime, got {run_at!r}.")
     try:
-        ms = to_ms(run_at)
+        # A tzinfo of one's own may return an offset of a day or more: ValueError.
+        aware = run_at.utcoffset() is not None
+        ms = to_ms(run_at) if aware else 0
     except (OverflowError, ValueError) as err:
-        raise InvalidJob(f"run_at is {run_at!r}, which has no epoch time.") from err
+        raise InvalidJob(
+            f"run_at is {run_at!r}, whose time zone gives no valid UTC offset."
+        ) from err
+    if not aware:
+        raise InvalidJob(f"run_at must be an aware datetime, got {run_at!r}.")
     if ms - now_ms > duration_ms(MAX_DURATION):
         raise InvalidJob(
             f"run_at is {run_at!r}; use a time at most {MAX_DURATION!r} from now."

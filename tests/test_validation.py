@@ -8,7 +8,7 @@ mode.
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 import pytest
@@ -165,6 +165,19 @@ def test_bad_timing_is_refused_with_invalid_job(
 ) -> None:
     with pytest.raises(InvalidJob, match=message):
         jobs.add.enqueue(args=[1, 2], **kwargs)
+
+
+class _DayLongOffset(tzinfo):
+    """A broken time zone: UTC offsets must stay within a day."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=25)
+
+
+def test_run_at_in_a_broken_time_zone_is_refused(eager: None) -> None:
+    run_at = datetime(2030, 1, 1, tzinfo=_DayLongOffset())
+    with pytest.raises(InvalidJob, match="whose time zone gives no valid UTC offset"):
+        jobs.add.enqueue(args=[1, 2], run_at=run_at)
 
 
 def test_far_past_or_negative_timing_means_now(eager: None) -> None:
