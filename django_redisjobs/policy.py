@@ -74,7 +74,8 @@ def resolve_options(
     else the decorator (`spec`), else `settings`.
 
     `unique` set in `overrides` wins; otherwise a job is unique if the decorator
-    says ``unique=True`` or gives a ``unique_for`` (from either layer). The values
+    says ``unique=True`` or a ``unique_for`` is set (by the call or the
+    decorator). The values
     are used as given: validation happens at decoration and enqueue
     (`validation`), and `Settings` is validated by `conf`.
     """
