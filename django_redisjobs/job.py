@@ -19,6 +19,13 @@ from .exceptions import InvalidJob, SerializationError
 DEFAULT_PRIORITY = 0
 MIN_PRIORITY = -100
 MAX_PRIORITY = 100
+#: The longest duration an option may hold (timeout, TTLs, delays, backoff), about
+#: a century: every moment it leads to stays within `datetime`'s range, and its
+#: epoch ms stay exact in a double (a Lua number, a sorted-set score).
+MAX_DURATION = timedelta(days=36_525)
+#: The highest `max_attempts` a job may have: beyond it a job retries for ever in
+#: all but name, and its count must stay exact where Lua reads it as a double.
+MAX_ATTEMPTS_LIMIT = 1_000_000
 # Ready jobs at other priorities sort by (100 - priority) * _PRIORITY_STEP + enqueue
 # ms: higher priority first, FIFO within one priority, and every score stays below
 # 2**53 so a double holds it exactly.

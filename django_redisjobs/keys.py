@@ -6,12 +6,14 @@ key one script touches hashes to the same Redis Cluster slot.
 
 import re
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
-def is_safe_name(name: str) -> bool:
-    """Tell whether `name` may appear in a key: no braces, spaces or colons."""
-    return bool(_SAFE_NAME.match(name))
+def is_safe_name(name: object) -> bool:
+    """Tell whether `name` is a str that may appear in a key: letters, digits,
+    '_', '.' and '-' only (no braces, spaces, colons or line breaks)."""
+    # fullmatch, not match with "$": "$" also matches before a final newline.
+    return isinstance(name, str) and _SAFE_NAME.fullmatch(name) is not None
 
 
 def _tag(prefix: str, queue: str) -> str:

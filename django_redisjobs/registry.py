@@ -40,7 +40,11 @@ class FunctionSpec:
     cron: str | None = None  # a cron expression: enqueue on this schedule
 
     def retry_policy(self, defaults: RetryPolicy) -> RetryPolicy:
-        """This function's policy, falling back to `defaults` field by field."""
+        """This function's policy, falling back to `defaults` field by field.
+
+        `policy.retry_policy` states the same rule with the job's own attempt
+        limit; this method goes once every caller uses that instead.
+        """
         return RetryPolicy(
             max_attempts=self.max_attempts or defaults.max_attempts,
             backoff_base=self.backoff_base or defaults.backoff_base,

@@ -23,7 +23,8 @@ from datetime import UTC, datetime, timedelta
 from .conf import Settings
 from .cron import CronEntry, parse_schedule, slot_job_id
 from .exceptions import UnknownBackgroundFunction
-from .job import DEFAULT_PRIORITY, Job, from_ms, to_ms
+from .job import Job, from_ms, to_ms
+from .policy import JobDefaults, JobOptions, resolve_options
 from .queue import EnqueueRequest, JobStore
 from .registry import FunctionSpec, Registry, registry
 from .serialization import encode_arguments
@@ -183,11 +184,15 @@ def cron_entries(settings: Settings, functions: Registry) -> list[CronEntry]:
 
 @dataclass(frozen=True)
 class _Target:
-    """A cron entry with the function and queue its jobs get."""
+    """A cron entry with the function its jobs run and the options they get."""
 
     entry: CronEntry
     spec: FunctionSpec
-    queue: str
+    options: JobDefaults
+
+    @property
+    def queue(self) -> str:
+        return self.options.queue
 
 
 class CronStep:
@@ -230,8 +235,7 @@ class CronStep:
         entry, now = target.entry, _moment(now_ms)
         on_time = timedelta(milliseconds=self.config.cron_on_time_ms)
         fire_times = entry.due(self._handled.get(entry.name), now, on_time)
-        settings = self.store.settings
-        requests = [_request(target, fire, settings, now_ms) for fire in fire_times]
+        requests = [_request(target, fire, now_ms) for fire in fire_times]
         if requests and target.queue not in self._known_queues:
             self.store.add_known_queues([target.queue])
             self._known_queues.add(target.queue)
@@ -283,26 +287,27 @@ def _target(entry: CronEntry, functions: Registry, store: JobStore) -> _Target |
     except UnknownBackgroundFunction as err:
         logger.error("cron entry skipped name=%s: %s", entry.name, err)
         return None
-    queue = entry.queue or spec.queue or store.settings.default_queue
-    return _Target(entry, spec, queue)
+    # The entry's queue plays the part of a call's: the same layers as `.delay()`.
+    # A cron job takes no unique key: its id, made from the fire time, already
+    # makes it happen once.
+    options = resolve_options(spec, JobOptions(queue=entry.queue), store.settings)
+    return _Target(entry, spec, options)
 
 
-def _request(
-    target: _Target, fire_time: datetime, settings: Settings, now_ms: int
-) -> EnqueueRequest:
+def _request(target: _Target, fire_time: datetime, now_ms: int) -> EnqueueRequest:
     """The job of one fire time; its id is the fire time's identity."""
-    entry, spec = target.entry, target.spec
+    entry, options = target.entry, target.options
     args_json, kwargs_json = encode_arguments(entry.args, entry.kwargs)
     job = Job(
         id=slot_job_id(entry.name, fire_time),
-        func=spec.name,
-        queue=target.queue,
+        func=target.spec.name,
+        queue=options.queue,
         args=list(entry.args),
         kwargs=dict(entry.kwargs),
-        priority=spec.priority if spec.priority is not None else DEFAULT_PRIORITY,
-        max_attempts=spec.max_attempts or settings.max_attempts,
-        timeout=spec.timeout or settings.timeout,
-        result_ttl=spec.result_ttl or settings.result_ttl,
+        priority=options.priority,
+        max_attempts=options.max_attempts,
+        timeout=options.timeout,
+        result_ttl=options.result_ttl,
         enqueued_at=from_ms(now_ms),
         run_at=fire_time,
     )

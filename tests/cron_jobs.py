@@ -1,5 +1,7 @@
 """Background functions for the cron tests (module level, as the worker requires)."""
 
+from datetime import timedelta
+
 from django_redisjobs import background
 
 
@@ -34,3 +36,14 @@ def needs_argument(value: int) -> int:
 @background(queue="cron", priority=5)
 def urgent() -> str:
     return "urgent"
+
+
+@background(
+    queue="cron",
+    priority=-3,
+    max_attempts=2,
+    timeout=timedelta(seconds=7),
+    result_ttl=timedelta(minutes=3),
+)
+def configured() -> str:
+    return "configured"

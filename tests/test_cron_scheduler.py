@@ -144,6 +144,37 @@ def test_priority_of_the_function_applies_to_cron_jobs(redisjobs: Any) -> None:
     assert store.get(prioritized[0], Q).priority == 5
 
 
+@pytest.mark.parametrize("function", ["configured", "record"])
+def test_cron_jobs_get_the_options_delay_gives_the_same_function(
+    redisjobs: Any, function: str
+) -> None:
+    store = redisjobs.store
+    raw = {"name": "o", "function": f"tests.cron_jobs.{function}"}
+    cron = scheduler(
+        store, parse_entry({**raw, "schedule": "* * * * *"}, default_timezone="UTC")
+    )
+    cron.tick(ms("2024-01-01 10:00:30"))
+    cron.tick(ms("2024-01-01 10:01:00"))
+
+    from_cron = store.get(slot_job_id("o", at("2024-01-01 10:01")), Q)
+    delayed = getattr(cron_jobs, function).delay().job
+    for option in ("queue", "priority", "max_attempts", "timeout", "result_ttl"):
+        assert getattr(from_cron, option) == getattr(delayed, option), option
+
+
+def test_a_cron_entry_queue_wins_over_the_functions(redisjobs: Any) -> None:
+    store = redisjobs.store
+    raw = {"name": "q", "function": "tests.cron_jobs.configured", "queue": "other"}
+    cron = scheduler(
+        store, parse_entry({**raw, "schedule": "* * * * *"}, default_timezone="UTC")
+    )
+    cron.tick(ms("2024-01-01 10:00:30"))
+    cron.tick(ms("2024-01-01 10:01:00"))
+
+    job = store.get(slot_job_id("q", at("2024-01-01 10:01")), "other")
+    assert (job.queue, job.priority, job.max_attempts) == ("other", -3, 2)
+
+
 # -- DST, end to end --------------------------------------------------------------
 
 
