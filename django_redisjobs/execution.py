@@ -21,6 +21,7 @@ from .conf import Settings
 from .context import JobContext, activate, deactivate
 from .exceptions import JobCancelled, JobTimeout, SerializationError
 from .job import Job, JobError, JobStatus, duration_ms, now_epoch_ms, to_ms
+from .policy import FailedAt, after_failure, end_ttl, retry_policy
 from .queue import REDIS_ERRORS, JobStore, Outcome
 from .registry import FunctionSpec
 from .retry import RetryPolicy
@@ -53,15 +54,13 @@ class AttemptResult:
 
     def outcome(self, settings: Settings, now_ms: int) -> Outcome:
         """The record `JobStore.finish` writes for this attempt."""
-        ttl = (
-            settings.dead_ttl if self.status is JobStatus.DEAD else self.job.result_ttl
-        )
+        ttl = end_ttl(self.status, self.job.result_ttl, settings)
         return Outcome(
             job_id=self.job.id,
             queue=self.job.queue,
             attempt=self.job.attempts,
             status=self.status.value,
-            ttl_ms=duration_ms(ttl or settings.result_ttl),
+            ttl_ms=duration_ms(ttl),
             due_ms=now_ms + duration_ms(self.retry_in) if self.retry_in else now_ms,
             result_json=self.result_json,
             error=self.error,
@@ -115,17 +114,10 @@ def worker_fault(job: Job, err: BaseException) -> AttemptResult:
 
 
 def failed_before_running(job: Job, exc: BaseException) -> AttemptResult:
-    """A job that cannot run at all (unknown function, corrupt hash) goes dead."""
-    return AttemptResult(job, JobStatus.DEAD, error=error_record(exc))
-
-
-def default_policy(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=settings.max_attempts,
-        backoff_base=settings.backoff_base,
-        backoff_max=settings.backoff_max,
-        jitter=settings.backoff_jitter,
-    )
+    """A job that cannot run at all (unknown function, corrupt hash): the policy
+    makes it dead, since another attempt would fail the same way."""
+    verdict = after_failure(exc, job.attempts, RetryPolicy(), failed_at=FailedAt.LOAD)
+    return AttemptResult(job, verdict.status, error=error_record(exc))
 
 
 def _conclude(
@@ -137,29 +129,25 @@ def _conclude(
 ) -> AttemptResult:
     value, exc = outcome
     duration = timedelta(seconds=time.perf_counter() - started)
+    failed_at = FailedAt.RUN
     if exc is None:
         try:
             result_json = serialization.encode(value, "The return value")
         except SerializationError as err:
+            exc, failed_at = err, FailedAt.RESULT
+        else:
             return AttemptResult(
-                job, JobStatus.DEAD, error=error_record(err), duration=duration
+                job, JobStatus.SUCCEEDED, result_json, duration=duration
             )
-        return AttemptResult(job, JobStatus.SUCCEEDED, result_json, duration=duration)
-    if isinstance(exc, JobCancelled):
-        # The job honoured a cancel (or cancelled itself): no retry.
-        return AttemptResult(
-            job, JobStatus.CANCELLED, error=error_record(exc), duration=duration
-        )
-    policy = dataclasses.replace(
-        spec.retry_policy(default_policy(settings)), max_attempts=job.max_attempts
+    policy = retry_policy(spec, job.max_attempts, settings)
+    verdict = after_failure(exc, job.attempts, policy, failed_at=failed_at)
+    return AttemptResult(
+        job,
+        verdict.status,
+        error=error_record(exc),
+        retry_in=verdict.retry_in,
+        duration=duration,
     )
-    error = error_record(exc)
-    if policy.should_retry(exc, job.attempts):
-        delay = policy.delay_for(exc, job.attempts)
-        return AttemptResult(
-            job, JobStatus.RETRYING, error=error, retry_in=delay, duration=duration
-        )
-    return AttemptResult(job, JobStatus.DEAD, error=error, duration=duration)
 
 
 def _context(job: Job, store: JobStore | None) -> JobContext:

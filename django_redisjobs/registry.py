@@ -15,7 +15,6 @@ from typing import Any
 from django.utils.module_loading import autodiscover_modules
 
 from .exceptions import UnknownBackgroundFunction
-from .retry import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -38,21 +37,6 @@ class FunctionSpec:
     retry_on: tuple[type[BaseException], ...] = ()
     no_retry_on: tuple[type[BaseException], ...] = field(default=())
     cron: str | None = None  # a cron expression: enqueue on this schedule
-
-    def retry_policy(self, defaults: RetryPolicy) -> RetryPolicy:
-        """This function's policy, falling back to `defaults` field by field.
-
-        `policy.retry_policy` states the same rule with the job's own attempt
-        limit; this method goes once every caller uses that instead.
-        """
-        return RetryPolicy(
-            max_attempts=self.max_attempts or defaults.max_attempts,
-            backoff_base=self.backoff_base or defaults.backoff_base,
-            backoff_max=self.backoff_max or defaults.backoff_max,
-            jitter=defaults.jitter if self.jitter is None else self.jitter,
-            retry_on=self.retry_on,
-            no_retry_on=self.no_retry_on,
-        )
 
 
 def dotted_name(func: Callable[..., Any]) -> str:

@@ -9,7 +9,6 @@ Every write goes through `JobStore`, whose scripts check that the job is still
 that worker's attempt, so nothing here can overwrite a later state.
 """
 
-import dataclasses
 import logging
 import queue
 import threading
@@ -28,12 +27,12 @@ from ..exceptions import (
 )
 from ..execution import (
     AttemptResult,
-    default_policy,
     error_record,
     send_signal,
     timeout_error,
 )
 from ..job import Job, JobStatus
+from ..policy import after_failure, retry_policy
 from ..queue import REDIS_ERRORS, JobStore, Outcome
 from ..registry import FunctionSpec, Registry
 
@@ -235,16 +234,15 @@ class ChildRecovery:
     def _timed_out(self, job: Job, running: RunningJob) -> AttemptResult:
         """The attempt's end, as the function's retry policy decides it."""
         exc = timeout_error(job)
-        policy = dataclasses.replace(
-            self._spec(job).retry_policy(default_policy(self.settings)),
-            max_attempts=job.max_attempts,
-        )
+        policy = retry_policy(self._spec(job), job.max_attempts, self.settings)
+        verdict = after_failure(exc, job.attempts, policy)
         duration = timedelta(seconds=time.monotonic() - running.started)
-        status, retry_in = JobStatus.DEAD, None
-        if policy.should_retry(exc, job.attempts):
-            status, retry_in = JobStatus.RETRYING, policy.delay_for(exc, job.attempts)
         result = AttemptResult(
-            job, status, error=error_record(exc), retry_in=retry_in, duration=duration
+            job,
+            verdict.status,
+            error=error_record(exc),
+            retry_in=verdict.retry_in,
+            duration=duration,
         )
         # The child died before it could announce the attempt's end.
         send_signal(
@@ -256,16 +254,13 @@ class ChildRecovery:
         )
         return result
 
-    def _spec(self, job: Job) -> FunctionSpec:
-        """The function's spec, for its retry policy; defaults if it is unknown."""
+    def _spec(self, job: Job) -> FunctionSpec | None:
+        """The function's spec, for its retry policy; None if it is unknown here
+        (the policy then applies the settings' defaults)."""
         try:
             return self.functions.get(job.func)
         except UnknownBackgroundFunction:
-            return FunctionSpec(job.func, _unknown_function, is_async=False)
-
-
-def _unknown_function() -> None:
-    """Stands in for a function this process cannot resolve (never called)."""
+            return None
 
 
 def _log_timeout(result: AttemptResult) -> None:

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from ..conf import Settings
-from ..job import Job, duration_ms
+from ..job import Job, JobStatus, duration_ms
+from ..policy import end_ttl
 from ..queue import Outcome
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def requeue_outcome(job: Job, settings: Settings) -> Outcome:
     """The outcome that puts `job` back at the head of its queue without using
     an attempt. The TTL applies if finish_jobs.lua ends the job instead (a cancel
     was asked for it)."""
-    ttl_ms = duration_ms(job.result_ttl or settings.result_ttl)
+    ttl_ms = duration_ms(end_ttl(JobStatus.QUEUED, job.result_ttl, settings))
     return Outcome(job.id, job.queue, job.attempts, "requeued", ttl_ms=ttl_ms)
 
 
