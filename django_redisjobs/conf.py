@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings as django_settings
 
@@ -131,6 +132,62 @@ _CRON_HINT = (
 )
 
 
+_URL_SCHEMES = ("redis", "rediss", "unix")
+_SECRET_QUERY_KEYS = frozenset({"password", "username"})
+
+
+def redact_url(url: str) -> str:
+    """`url` with its credentials replaced by ``***``, for messages and logs.
+
+    Covers ``user:password@``, a lone ``secret@`` (redis-py reads it as a user
+    name, but people put passwords there), and ``?password=`` in the query.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    secret_query = any(k.lower() in _SECRET_QUERY_KEYS for k, _ in pairs)
+    if "@" not in parts.netloc and not secret_query:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.partition(":")[0] if ":" in userinfo else ""
+        netloc = f"{user}:***@{hostport}" if user else f"***@{hostport}"
+    query = urlencode(
+        [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs],
+        safe="*",
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _url_problem(url: str) -> Problem | None:
+    """What is wrong with a ``REDIS_URL`` string, before redis-py sees it."""
+    shown = redact_url(url)
+    hint = (
+        "Use redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or "
+        "unix:///path/to/socket."
+    )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return Problem("REDIS_URL", f"is {shown!r}, which has an invalid port.", hint)
+    if parts.scheme not in _URL_SCHEMES:
+        return Problem(
+            "REDIS_URL",
+            f"is {shown!r}, whose scheme {parts.scheme!r} is not one of "
+            f"{', '.join(_URL_SCHEMES)}.",
+            hint,
+        )
+    if parts.scheme != "unix" and not parts.hostname:
+        return Problem("REDIS_URL", f"is {shown!r}, which names no host.", hint)
+    if port == 0:
+        return Problem("REDIS_URL", f"is {shown!r}, whose port is 0.", hint)
+    return None
+
+
 def validate(raw: Any) -> list[Problem]:
     """Return every problem with `raw` (the REDISJOBS value); empty when valid."""
     if not isinstance(raw, dict):
@@ -146,6 +203,9 @@ def validate(raw: Any) -> list[Problem]:
     for key, (is_valid, accepted) in _CHECKS.items():
         if key in raw and not is_valid(raw[key]):
             problems.append(Problem(key, f"is {raw[key]!r}.", f"Use {accepted}."))
+    url = raw.get("REDIS_URL")
+    if isinstance(url, str) and url and (url_problem := _url_problem(url)):
+        problems.append(url_problem)
     if raw.get("REDIS_URL") and raw.get("CACHE_ALIAS"):
         problems.append(
             Problem(

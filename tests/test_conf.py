@@ -7,7 +7,7 @@ import pytest
 from django.core import checks
 from django.test import override_settings
 
-from django_redisjobs.conf import DEFAULTS, FALLBACK_REDIS_URL, get_settings
+from django_redisjobs.conf import DEFAULTS, FALLBACK_REDIS_URL, get_settings, redact_url
 from django_redisjobs.connection import get_connection
 from django_redisjobs.exceptions import RedisJobsConfigurationError
 from tests import jobs
@@ -79,7 +79,7 @@ def test_system_check_is_quiet_for_valid_settings() -> None:
 def test_bad_redis_url_is_a_configuration_error() -> None:
     with (
         override_settings(REDISJOBS={"REDIS_URL": "http://nope"}),
-        pytest.raises(RedisJobsConfigurationError, match="redis-py cannot use"),
+        pytest.raises(RedisJobsConfigurationError, match="scheme 'http'"),
     ):
         get_connection()
 
@@ -120,3 +120,42 @@ def test_every_default_is_validated() -> None:
     from django_redisjobs.conf import _CHECKS
 
     assert set(_CHECKS) == set(DEFAULTS)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://user:s3cret@localhost:6379/0", "scheme 'http'"),
+        ("redis://:s3cret@localhost:99999/0", "invalid port"),
+        ("rediss://user:s3cret@localhost:port/0", "invalid port"),
+        ("redis://s3cret@:6379/0", "names no host"),
+        ("redis://localhost:0/0?password=s3cret", "port is 0"),
+    ],
+)
+def test_a_bad_redis_url_is_a_check_error_that_never_shows_its_password(
+    url: str, problem: str
+) -> None:
+    with override_settings(REDISJOBS={"REDIS_URL": url}):
+        errors = list(checks.run_checks(tags=["redisjobs"]))
+        with pytest.raises(RedisJobsConfigurationError) as raised:
+            get_settings()
+    assert [e.id for e in errors] == ["redisjobs.E001"]
+    assert problem in errors[0].msg
+    for text in (errors[0].msg, str(raised.value)):
+        assert "s3cret" not in text
+        assert "***" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@h:6379/0", "redis://***@h:6379/0"),
+        ("redis://u:s3cret@h/0", "redis://u:***@h/0"),
+        ("redis://s3cret@h", "redis://***@h"),
+        ("unix://:s3cret@/tmp/r.sock?db=1", "unix://***@/tmp/r.sock?db=1"),
+        ("redis://h/0?password=s3cret&db=2", "redis://h/0?password=***&db=2"),
+        ("redis://localhost:6379/1", "redis://localhost:6379/1"),
+    ],
+)
+def test_redact_url_hides_every_form_of_credentials(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

@@ -376,3 +376,24 @@ def test_runworker_rejects_bad_numbers(argv: list[str], message: str) -> None:
 
     with pytest.raises(CommandError, match=message):
         call_command("runworker", *argv)
+
+
+def test_runworker_with_a_bad_url_fails_clearly_without_the_password() -> None:
+    url = "http://user:s3cret@127.0.0.1:1/0"
+    env = {**os.environ, "REDISJOBS_TEST_SETTINGS": json.dumps({"REDIS_URL": url})}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "runworker", "--burst"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
+    # Django's system checks refuse to start the command, naming the problem.
+    assert "(redisjobs.E001) REDISJOBS['REDIS_URL'] is 'http://user:***@" in (
+        done.stderr
+    )

@@ -103,7 +103,10 @@ class Command(BaseCommand):
         _configure_logging(options["verbosity"])
         config = self._config(options)
         autodiscover(get_settings().autodiscover_modules)
-        store = get_store()
+        try:
+            store = get_store()
+        except RedisJobsConfigurationError as err:
+            raise CommandError(str(err)) from err
         try:
             store.client.ping()
         except REDIS_ERRORS as err:
