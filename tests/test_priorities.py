@@ -233,6 +233,8 @@ def test_queues_option_parses_names_and_weights(
         ("high:-2", r"Weight '-2' of queue 'high' is not valid"),
         ("high:5,low", r"gives weights to some queues only"),
         ("bad queue:2", r"Queue name 'bad queue' is not valid"),
+        (",,", r"--queues ',,' names no queue"),
+        ("default,default", r"names queue 'default' twice"),
     ],
 )
 def test_queues_option_rejects_bad_weights(value: str, message: str) -> None:

@@ -189,8 +189,12 @@ def parse_queues(value: str) -> tuple[tuple[str, ...], tuple[int, ...] | None]:
                 f"Weight {weight!r} of queue {name!r} is not valid; use a whole "
                 "number of 1 or more."
             )
+        if name in names:
+            raise CommandError(f"--queues {value!r} names queue {name!r} twice.")
         names.append(name)
         weights += [int(weight)] if colon else []
+    if value.strip() and not names:
+        raise CommandError(f"--queues {value!r} names no queue.")
     if weights and len(weights) != len(names):
         raise CommandError(
             f"--queues {value!r} gives weights to some queues only; give every "
