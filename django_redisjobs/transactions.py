@@ -36,8 +36,11 @@ def submit(
     """Store `requests` now, or when the open transaction on `using` commits.
 
     Returns one handle per request. Outside a transaction a Redis failure raises
-    `RedisUnavailable`; after a commit it is logged at ERROR with each job's id,
-    function and arguments, since the caller has already moved on.
+    `RedisUnavailable`; after a commit any failure is logged at ERROR with each
+    job's id, function and arguments, since the caller has already moved on, and
+    the commit's other callbacks still run. Arguments are checked before this is
+    called (`SerializationError` at `.delay()`), so a bad argument never reaches
+    the commit.
     """
     settings = get_settings()
     alias = using or DEFAULT_DB_ALIAS
@@ -113,9 +116,12 @@ def _holders(
 
 
 def _write_logged(write: partial[None], requests: Sequence[EnqueueRequest]) -> None:
+    """The on-commit write: it logs whatever goes wrong instead of raising, since
+    the caller has moved on and an exception here would skip the on-commit
+    callbacks (other jobs' writes among them) that Django runs after this one."""
     try:
         write()
-    except RedisUnavailable:
+    except Exception:
         for request in requests:
             logger.exception(
                 "enqueue after commit failed; job lost unless replayed "

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import override_settings
 
-from django_redisjobs import JobStatus
+from django_redisjobs import JobStatus, SerializationError, keys
 from tests import db_jobs, jobs
 
 DATABASES = ["default", "postgres"]
@@ -137,3 +137,29 @@ def test_eager_mode_inside_atomic_runs_after_commit(redisjobs: Any) -> None:
             assert handle.status is JobStatus.PENDING
         assert handle.status is JobStatus.SUCCEEDED
         assert handle.result is True
+
+
+def test_an_argument_utf8_cannot_carry_is_refused_at_delay_inside_atomic(
+    redisjobs: Any,
+) -> None:
+    with transaction.atomic():
+        with pytest.raises(SerializationError, match="lone surrogate"):
+            jobs.echo.delay("bad \udcff")
+        good = jobs.add.delay(1, 2)
+    assert good.refresh().status is JobStatus.QUEUED
+
+
+def test_a_write_that_fails_at_commit_skips_no_other_job_or_callback(
+    redisjobs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A ready list that is not a list: Redis refuses the first job's write.
+    redisjobs.client.set(keys.ready(redisjobs.prefix, "other"), "not a list")
+    ran: list[str] = []
+    with caplog.at_level(logging.ERROR), transaction.atomic():
+        refused = jobs.echo.delay("x")  # queue "other"
+        stored = jobs.add.delay(1, 2)
+        transaction.on_commit(lambda: ran.append("callback"))
+    assert ran == ["callback"]
+    assert stored.refresh().status is JobStatus.QUEUED
+    assert refused.status is JobStatus.PENDING
+    assert any(refused.id in r.message for r in caplog.records)
