@@ -176,6 +176,15 @@ def test_young_crashes_are_replaced_at_once_then_after_a_doubling_delay_up_to_30
     assert delays == [0, 0.5, 1, 2, 4, 8, 16, 30, 30, 30]
 
 
+def test_restart_delay_stays_at_30_s_however_long_a_slot_keeps_crashing(
+    supervisor: Supervisor, clock: Clock
+) -> None:
+    # About nine hours of a broken deploy at one start every 30 s.
+    delays = [replacement_delay(supervisor, clock, lived_s=1) for _ in range(1100)]
+
+    assert delays[-1] == 30
+
+
 def test_crash_after_a_long_life_is_replaced_at_once_and_resets_the_count(
     supervisor: Supervisor, clock: Clock
 ) -> None:

@@ -235,7 +235,10 @@ class Supervisor:
             quick = self._quick_exits.get(child.slot, 0) + 1 if young else 0
             self._quick_exits[child.slot] = quick
             if quick > 1:
-                delay = min(_RESTART_DELAY_S * 2 ** (quick - 2), _RESTART_DELAY_MAX_S)
+                # Doublings stop at 16, well past the cap: past 1023 of them the
+                # delay would not fit in a float (OverflowError).
+                doublings = min(quick - 2, 16)
+                delay = min(_RESTART_DELAY_S * 2**doublings, _RESTART_DELAY_MAX_S)
         self._restart_at[child.slot] = self.monotonic() + delay
 
     def _remove(self, child: _Child) -> None:
