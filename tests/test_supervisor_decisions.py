@@ -205,6 +205,18 @@ def test_clean_exit_or_kill_is_replaced_at_once_and_leaves_the_count(
     assert (first, clean, next_crash) == ([0, 0.5], 0, 1)
 
 
+def test_long_life_resets_the_count_also_when_it_ends_in_a_clean_exit_or_kill(
+    supervisor: Supervisor, clock: Clock
+) -> None:
+    # docs/processes.md: "A process that lived longer than 10 seconds resets the
+    # count", e.g. one recycled by --max-jobs after hours of work.
+    young = [replacement_delay(supervisor, clock, lived_s=1) for _ in range(3)]
+    long_life = replacement_delay(supervisor, clock, lived_s=3600, crashed=False)
+    next_crash = replacement_delay(supervisor, clock, lived_s=1)
+
+    assert (young, long_life, next_crash) == ([0, 0.5, 1], 0, 0)
+
+
 def test_each_slot_counts_its_own_young_crashes(
     supervisor: Supervisor, clock: Clock
 ) -> None:

@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 _SPAWN = multiprocessing.get_context("spawn")
 # A child that dies sooner than this after its start is replaced at once the first
 # time, then after a growing delay (0.5 s, 1 s, ... 30 s), so a broken deploy does
-# not spin; a child that lived longer is replaced at once.
+# not spin; a child that lived longer is replaced at once and resets the count.
 _QUICK_EXIT_S = 10.0
 _RESTART_DELAY_S = 0.5
 _RESTART_DELAY_MAX_S = 30.0
@@ -230,9 +230,12 @@ class Supervisor:
         if self._stopping:
             return
         delay = 0.0
-        if crashed:
-            young = self.monotonic() - child.started < _QUICK_EXIT_S
-            quick = self._quick_exits.get(child.slot, 0) + 1 if young else 0
+        if self.monotonic() - child.started >= _QUICK_EXIT_S:
+            # A long life resets the count, however it ended (a clean exit after
+            # --max-jobs, a kill for a timeout): the slot is not crash-looping.
+            self._quick_exits[child.slot] = 0
+        elif crashed:
+            quick = self._quick_exits.get(child.slot, 0) + 1
             self._quick_exits[child.slot] = quick
             if quick > 1:
                 # Doublings stop at 16, well past the cap: past 1023 of them the
