@@ -93,8 +93,9 @@ def supervisor(make_supervisor: Callable[..., Supervisor]) -> Supervisor:
 
 
 def record_of(supervisor: Supervisor, slot: int = 0) -> _Child:
-    """A child as the supervisor records it, with no process behind it."""
+    """A child as the supervisor records it, with no process or pipe behind it."""
     reader, writer = SPAWN.Pipe(duplex=False)
+    reader.close()
     writer.close()
     return _Child(
         slot, f"sup.{slot}.0000", SPAWN.Process(), reader, supervisor.monotonic()
@@ -270,7 +271,7 @@ def test_start_message_sets_the_kill_time_to_its_timeout_plus_kill_grace(
     }
 
 
-def test_end_message_forgets_the_job_and_an_unknown_one_is_ignored(
+def test_end_message_forgets_the_job_and_unknown_ids_or_kinds_are_ignored(
     supervisor: Supervisor,
 ) -> None:
     child = record_of(supervisor)
