@@ -9,7 +9,7 @@ import resource
 import time
 from datetime import timedelta
 
-from django_redisjobs import background
+from django_redisjobs import JobTimeout, background
 
 _MB = 1024 * 1024
 
@@ -19,6 +19,26 @@ def blocks_past_timeout(seconds: float) -> str:
     """Sleep in C, where the thread-mode timeout cannot reach: only a kill stops it."""
     time.sleep(seconds)
     return "woke"
+
+
+@background(
+    timeout=timedelta(seconds=1),
+    max_attempts=3,
+    backoff_base=timedelta(minutes=10),
+    backoff_max=timedelta(minutes=10),
+    jitter=False,
+)
+def waits_with_own_backoff() -> None:
+    """Claimed, never run, by the recovery tests: a timeout retried after exactly
+    10 minutes, which no default gives."""
+    time.sleep(60)
+
+
+@background(timeout=timedelta(seconds=1), max_attempts=3, no_retry_on=(JobTimeout,))
+def waits_never_retried_on_timeout() -> None:
+    """Claimed, never run, by the recovery tests: attempts left, but a timeout
+    ends it."""
+    time.sleep(60)
 
 
 @background(max_attempts=2)

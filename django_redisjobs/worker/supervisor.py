@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 _SPAWN = multiprocessing.get_context("spawn")
 # A child that dies sooner than this after its start is replaced at once the first
 # time, then after a growing delay (0.5 s, 1 s, ... 30 s), so a broken deploy does
-# not spin; a child that lived longer is replaced at once.
+# not spin; a child that lived longer is replaced at once and resets the count.
 _QUICK_EXIT_S = 10.0
 _RESTART_DELAY_S = 0.5
 _RESTART_DELAY_MAX_S = 30.0
@@ -83,14 +83,18 @@ class _Child:
     worker_id: str
     process: BaseProcess
     conn: Connection
-    started: float  # time.monotonic()
+    started: float  # Supervisor.monotonic()
     running: dict[str, RunningJob] = field(default_factory=dict)
     stop_sent: bool = False
     said_all: bool = False  # its pipe reached EOF: wait on its sentinel alone
 
 
 class Supervisor:
-    """Runs `config.processes` child workers until stopped."""
+    """Runs `config.processes` child workers until stopped.
+
+    `clock` gives epoch ms for what is written to Redis; `monotonic` stands in
+    for `time.monotonic` (restarts, kill times, the stop deadline) in tests.
+    """
 
     def __init__(
         self,
@@ -99,14 +103,16 @@ class Supervisor:
         store: JobStore | None = None,
         functions: Registry = registry,
         clock: Callable[[], int] = now_epoch_ms,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.monotonic = monotonic
         self.settings = get_settings()
         self.store = store or get_store()
         self.base_id = config.worker.name or default_worker_id()
         self.by_status: dict[str, int] = {}
         self._children: list[_Child] = []
-        self._restart_at: dict[int, float] = {}  # slot -> time.monotonic()
+        self._restart_at: dict[int, float] = {}  # slot -> self.monotonic()
         self._quick_exits: dict[int, int] = {}
         self.recovery = ChildRecovery(
             self.store, self.settings, functions, config.worker.queues, clock
@@ -175,7 +181,7 @@ class Supervisor:
         self._start_due()
 
     def _wait(self) -> None:
-        now = time.monotonic()
+        now = self.monotonic()
         wake_at = [now + 1.0, *self._restart_at.values()]
         wake_at += [r.kill_at for c in self._children for r in c.running.values()]
         if self._stop_deadline is not None:
@@ -204,14 +210,14 @@ class Supervisor:
         process.start()
         writer.close()  # the child holds the only write end: EOF means it is gone
         self._children.append(
-            _Child(slot, worker_id, process, reader, time.monotonic())
+            _Child(slot, worker_id, process, reader, self.monotonic())
         )
         logger.info(
             "worker process started id=%s pid=%s slot=%d", worker_id, process.pid, slot
         )
 
     def _start_due(self) -> None:
-        now = time.monotonic()
+        now = self.monotonic()
         for slot, at in list(self._restart_at.items()):
             if self._stopping:
                 del self._restart_at[slot]
@@ -224,13 +230,19 @@ class Supervisor:
         if self._stopping:
             return
         delay = 0.0
-        if crashed:
-            young = time.monotonic() - child.started < _QUICK_EXIT_S
-            quick = self._quick_exits.get(child.slot, 0) + 1 if young else 0
+        if self.monotonic() - child.started >= _QUICK_EXIT_S:
+            # A long life resets the count, however it ended (a clean exit after
+            # --max-jobs, a kill for a timeout): the slot is not crash-looping.
+            self._quick_exits[child.slot] = 0
+        elif crashed:
+            quick = self._quick_exits.get(child.slot, 0) + 1
             self._quick_exits[child.slot] = quick
             if quick > 1:
-                delay = min(_RESTART_DELAY_S * 2 ** (quick - 2), _RESTART_DELAY_MAX_S)
-        self._restart_at[child.slot] = time.monotonic() + delay
+                # Doublings stop at 16, well past the cap: past 1023 of them the
+                # delay would not fit in a float (OverflowError).
+                doublings = min(quick - 2, 16)
+                delay = min(_RESTART_DELAY_S * 2**doublings, _RESTART_DELAY_MAX_S)
+        self._restart_at[child.slot] = self.monotonic() + delay
 
     def _remove(self, child: _Child) -> None:
         self._children.remove(child)
@@ -263,7 +275,7 @@ class Supervisor:
             self._replace(child, crashed=True)
 
     def _forward_stop(self) -> None:
-        now = time.monotonic()
+        now = self.monotonic()
         if self._stop_deadline is None:
             logger.info("supervisor stopping id=%s", self.base_id)
             grace_s = self.config.worker.grace.total_seconds()
@@ -314,7 +326,7 @@ class Supervisor:
         kind = message[0]
         if kind == "start":
             job_id, queue_name, attempt, timeout_ms = message[1:]
-            now = time.monotonic()
+            now = self.monotonic()
             kill_at = now + timeout_ms / 1000 + self.config.kill_grace.total_seconds()
             child.running[job_id] = RunningJob(
                 job_id, queue_name, attempt, timeout_ms, now, kill_at
@@ -328,7 +340,7 @@ class Supervisor:
     # -- timeouts -----------------------------------------------------------
 
     def _enforce_timeouts(self) -> None:
-        now = time.monotonic()
+        now = self.monotonic()
         for child in list(self._children):
             late = [r for r in child.running.values() if r.kill_at <= now]
             if not late:
