@@ -425,11 +425,6 @@ def test_unexpected_error_recording_one_child_leaves_the_thread_to_record_later_
     assert GAVE_UP not in caplog.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="job_finished goes out before the outcome is written; a write that "
-    "fails is retried later and sends it again (child_recovery.py, reported)",
-)
 def test_job_finished_is_sent_once_when_redis_fails_while_recording_the_timeout(
     make_redis_server: MakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -582,3 +582,14 @@ def test_kill_now_kills_the_processes_and_records_nothing(
     assert supervisor._children == []
     # Nobody unregistered it: its heartbeat expires as a crashed worker's would.
     assert registered_workers(redisjobs) == [worker_id]
+
+
+def test_a_stop_signal_after_run_returned_is_harmless() -> None:
+    supervisor = Supervisor(
+        SupervisorConfig(processes=1, worker=WorkerConfig(queues=("default",)))
+    )
+    os.close(supervisor._wake_r)
+    os.close(supervisor._wake_w)
+    supervisor._wake_r = supervisor._wake_w = -1  # as run() leaves them
+    supervisor.request_stop()  # would write to a closed descriptor
+    assert supervisor.stopping

@@ -229,6 +229,16 @@ class ChildRecovery:
             [result.outcome(self.settings, now_ms)], worker_id, now_ms
         )
         if code == 1:
+            # The child died before it could announce the attempt's end; sent
+            # only once the outcome is written, so a retried write (Redis away)
+            # or a job that moved on meanwhile sends nothing twice.
+            send_signal(
+                signals.job_finished,
+                job,
+                outcome=result.status,
+                error=result.error,
+                duration=result.duration,
+            )
             _log_timeout(result)
 
     def _timed_out(self, job: Job, running: RunningJob) -> AttemptResult:
@@ -236,23 +246,13 @@ class ChildRecovery:
         exc = timeout_error(job)
         policy = retry_policy(self._spec(job), job.max_attempts, self.settings)
         verdict = after_failure(exc, job.attempts, policy)
-        duration = timedelta(seconds=time.monotonic() - running.started)
-        result = AttemptResult(
+        return AttemptResult(
             job,
             verdict.status,
             error=error_record(exc),
             retry_in=verdict.retry_in,
-            duration=duration,
+            duration=timedelta(seconds=time.monotonic() - running.started),
         )
-        # The child died before it could announce the attempt's end.
-        send_signal(
-            signals.job_finished,
-            job,
-            outcome=result.status,
-            error=result.error,
-            duration=duration,
-        )
-        return result
 
     def _spec(self, job: Job) -> FunctionSpec | None:
         """The function's spec, for its retry policy; None if it is unknown here

@@ -141,7 +141,10 @@ class Supervisor:
         self._wake()
 
     def _wake(self) -> None:
-        # A full pipe already wakes the loop.
+        # A full pipe already wakes the loop; after run() returned the pipe is
+        # closed (-1) and a late signal has nothing to wake.
+        if self._wake_w < 0:
+            return
         with contextlib.suppress(BlockingIOError):
             os.write(self._wake_w, b"x")
 
@@ -166,8 +169,10 @@ class Supervisor:
                 self._step()
             self.recovery.close(timeout_s=_RECOVERY_CLOSE_S)
         finally:
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            wake_r, wake_w = self._wake_r, self._wake_w
+            self._wake_r = self._wake_w = -1
+            os.close(wake_r)
+            os.close(wake_w)
         logger.info("supervisor stopped id=%s", self.base_id)
         return 0
 
