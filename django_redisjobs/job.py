@@ -9,6 +9,7 @@ import enum
 import itertools
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -230,17 +231,30 @@ def field_table(
     ]
 
 
+# What reading a damaged hash raises: a missing field (KeyError); text that is
+# no number, status or JSON (ValueError, SerializationError); a number or time
+# beyond what int, timedelta and datetime hold (ValueError, OverflowError,
+# OSError); JSON nested past the recursion limit (RecursionError).
+_READ_ERRORS = (
+    KeyError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    OSError,
+    RecursionError,
+    SerializationError,
+)
+
+
 def from_fields(fields: dict[str, str]) -> Job:
-    """Build a Job from its hash; raise `InvalidJob` naming a missing or bad field."""
-    job_id = fields.get("id", "")
+    """Build a Job from its hash; raise `InvalidJob` naming a missing or bad field.
+
+    Any content of the hash gives a Job or `InvalidJob`, never another error.
+    """
     try:
         return _from_fields(fields)
-    except KeyError as err:
-        raise InvalidJob(
-            f"Job {job_id!r} has no {err.args[0]!r} field in Redis."
-        ) from err
-    except (ValueError, SerializationError) as err:
-        raise InvalidJob(f"Job {job_id!r} has a corrupt field: {err}") from err
+    except _READ_ERRORS as err:
+        raise InvalidJob(_fault(fields, err)) from err
 
 
 def _int(raw: str | None) -> int:
@@ -252,13 +266,32 @@ def _moment(raw: str | None) -> datetime | None:
     return from_ms(int(raw)) if raw else None
 
 
-def _json(text: str, job_id: str, name: str) -> Any:
+def _duration(raw: str | None) -> timedelta | None:
+    ms = int(raw) if raw else 0
+    return timedelta(milliseconds=ms) if ms else None
+
+
+def _json(text: str, name: str) -> Any:
     # Most jobs carry no arguments: skip the parser for them.
     if text == "[]":
         return []
     if text == "{}":
         return {}
-    return serialization.decode(text, f"Job {job_id!r} {name}")
+    return serialization.decode(text, name)
+
+
+def _args(text: str) -> list[Any]:
+    args = _json(text, "args")
+    if not isinstance(args, list):
+        raise ValueError("args must be a JSON list.")
+    return args
+
+
+def _kwargs(text: str) -> dict[str, Any]:
+    kwargs = _json(text, "kwargs")
+    if not isinstance(kwargs, dict):
+        raise ValueError("kwargs must be a JSON object.")
+    return kwargs
 
 
 def _status(raw: str) -> JobStatus:
@@ -271,30 +304,23 @@ def _status(raw: str) -> JobStatus:
 def _from_fields(fields: dict[str, str]) -> Job:
     # The worker builds one of these per claimed job: plain lookups, few calls.
     get = fields.get
-    job_id = fields["id"]
-    args = _json(fields["args"], job_id, "args")
-    kwargs = _json(fields["kwargs"], job_id, "kwargs")
-    if not isinstance(args, list) or not isinstance(kwargs, dict):
-        raise ValueError("args must be a JSON list and kwargs a JSON object.")
     error = None
     if get("error_class"):
         error = JobError(
             fields["error_class"], get("error_message", ""), get("traceback", "")
         )
-    timeout_ms = _int(get("timeout_ms"))
-    ttl_ms = _int(get("result_ttl_ms"))
     return _job_of(
-        job_id,
+        fields["id"],
         fields["func"],
         fields["queue"],
-        args,
-        kwargs,
+        _args(fields["args"]),
+        _kwargs(fields["kwargs"]),
         _status(fields["status"]),
         _int(get("priority")),
         _int(get("attempts")),
         int(fields["max_attempts"]),
-        timedelta(milliseconds=timeout_ms) if timeout_ms else None,
-        timedelta(milliseconds=ttl_ms) if ttl_ms else None,
+        _duration(get("timeout_ms")),
+        _duration(get("result_ttl_ms")),
         _moment(get("enqueued_ms")),
         _moment(get("run_at_ms")),
         _moment(get("started_ms")),
@@ -308,6 +334,51 @@ def _from_fields(fields: dict[str, str]) -> Job:
         get("unique_key", ""),
         _moment(get("unique_until_ms")),
     )
+
+
+# How `_from_fields` reads each field that can be bad, and which must be there:
+# `_fault` tries them one by one to name the field at fault. Checking field by
+# field only after a failure keeps the common path as fast as before.
+_FIELD_READERS: dict[str, Callable[[str], object]] = {
+    "id": str,
+    "func": str,
+    "queue": str,
+    "args": _args,
+    "kwargs": _kwargs,
+    "status": _status,
+    "priority": _int,
+    "attempts": _int,
+    "max_attempts": int,
+    "timeout_ms": _duration,
+    "result_ttl_ms": _duration,
+    "enqueued_ms": _moment,
+    "run_at_ms": _moment,
+    "started_ms": _moment,
+    "finished_ms": _moment,
+    "progress": float,
+    "lost": _int,
+    "unique_until_ms": _moment,
+}
+_REQUIRED_FIELDS = ("id", "func", "queue", "args", "kwargs", "status", "max_attempts")
+
+
+def _fault(fields: dict[str, str], err: Exception) -> str:
+    """Say which field of `fields` made `_from_fields` raise `err`."""
+    job_id = fields.get("id", "")
+    for name, read in _FIELD_READERS.items():
+        raw = fields.get(name)
+        if raw is None:
+            if name in _REQUIRED_FIELDS:
+                return f"Job {job_id!r} has no {name!r} field in Redis."
+            continue
+        try:
+            read(raw)
+        except _READ_ERRORS as field_err:
+            return (
+                f"Job {job_id!r} has a corrupt field {name!r} in Redis: "
+                f"{field_err or type(field_err).__name__}"
+            )
+    return f"Job {job_id!r} could not be read from Redis: {err!r}"
 
 
 # The setter of each of Job's slots, in field order. A frozen dataclass's
