@@ -5,8 +5,25 @@ from collections.abc import Mapping, Sequence
 from .. import keys
 from ..job import from_ms, to_ms
 from ..scripts import CronClaim
-from .base import StoreBase, jobs_argv
+from .base import StoreBase
+from .enqueueing import jobs_argv
 from .records import CronState, EnqueueRequest
+
+
+def claim_cron_slot_keys(prefix: str, queue: str) -> tuple[str, ...]:
+    """KEYS of claim_cron_slot.lua."""
+    return (
+        keys.cron(prefix, queue),
+        keys.ready(prefix, queue),
+        keys.prioritized(prefix, queue),
+        keys.marker(prefix, queue),
+        keys.job_prefix(prefix, queue),
+    )
+
+
+def forget_cron_entries_keys(prefix: str, queue: str) -> tuple[str, ...]:
+    """KEYS of forget_cron_entries.lua."""
+    return (keys.cron(prefix, queue),)
 
 
 class CronOps(StoreBase):
@@ -26,17 +43,11 @@ class CronOps(StoreBase):
         count as handled afterwards, stored or not (a missed-run policy skipped
         them). A new entry stores nothing; its first call starts its watermark.
         """
-        p = self.prefix
         fire_ms = [to_ms(r.job.run_at) if r.job.run_at else 0 for r in requests]
         args = jobs_argv([now_ms, name, until_ms], requests, fire_ms)
-        keys_ = [
-            keys.cron(p, queue),
-            keys.ready(p, queue),
-            keys.prioritized(p, queue),
-            keys.marker(p, queue),
-            keys.job_prefix(p, queue),
-        ]
-        return self.scripts.claim_cron_slot(keys_, args)
+        return self.scripts.claim_cron_slot(
+            claim_cron_slot_keys(self.prefix, queue), args
+        )
 
     def cron_states(self, queue: str, names: Sequence[str]) -> list[CronState]:
         """The stored state of each entry in `names` (all of one queue)."""
@@ -72,5 +83,5 @@ class CronOps(StoreBase):
         if not names:
             return 0
         return self.scripts.forget_cron_entries(
-            [keys.cron(self.prefix, queue)], [cutoff_ms, *names]
+            forget_cron_entries_keys(self.prefix, queue), [cutoff_ms, *names]
         )
