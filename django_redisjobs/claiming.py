@@ -15,7 +15,8 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 
-from .queue import REDIS_ERRORS, Claimed, JobStore
+from .exceptions import RedisUnavailable
+from .queue import Claimed, JobStore
 from .worker_types import WorkerConfig
 
 # Work held ahead per thread, in seconds of average attempt time.
@@ -192,7 +193,7 @@ class Claimer:
                 items = self._store.claim(
                     queue_name, self._worker_id, wanted, now_ms, self._lease_ms
                 )
-            except REDIS_ERRORS:
+            except RedisUnavailable:
                 if not claimed:
                     raise
                 # Jobs claimed from earlier queues are leased to this worker: run

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .backoff import Backoff
+from .exceptions import RedisUnavailable
 from .pool import ExecutorPool
-from .queue import REDIS_ERRORS, JobStore, WorkerInfo
+from .queue import JobStore, WorkerInfo
 from .scheduler import Scheduler
 
 
@@ -92,7 +93,7 @@ class Maintenance:
                     next_tick = scheduler.tick(now)
                     self._contact(scheduler)
                 self._backoff.reset()
-            except REDIS_ERRORS as err:
+            except RedisUnavailable as err:
                 self._backoff.wait(halt, err)
                 continue
             self._sleep(min(next_beat, next_tick if scheduler else next_beat), deadline)

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from .backoff import Backoff
-from .queue import REDIS_ERRORS, Claimed, JobStore, Outcome
+from .exceptions import RedisUnavailable
+from .queue import Claimed, JobStore, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ class OutcomeRecorder:
         while outcomes:
             try:
                 codes = self._store.finish(outcomes, self._worker_id, self._clock())
-            except REDIS_ERRORS as err:
+            except RedisUnavailable as err:
                 if self._halt.is_set():
                     _drop(outcomes, err)
                     return

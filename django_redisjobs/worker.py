@@ -29,7 +29,6 @@ from .job import Job, duration_ms, from_fields, now_epoch_ms
 from .maintenance import Heartbeat, Maintenance, MaintenanceEvents
 from .pool import ExecutorPool
 from .queue import (
-    REDIS_ERRORS,
     Claimed,
     JobState,
     JobStore,
@@ -184,7 +183,7 @@ class Worker:
                 self._heartbeat()  # also adds the worker's queue names
                 self._warn_if_not_durable()
                 return
-            except REDIS_ERRORS as err:
+            except RedisUnavailable as err:
                 backoff.wait(self._stopping, err)
 
     def _warn_if_not_durable(self) -> None:
@@ -215,7 +214,7 @@ class Worker:
                     count, claimed = self._wait_and_claim(slots)
                     drained = count < slots and len(self.config.queues) == 1
                 idle = not count and self.config.burst and self._idle()
-            except (*REDIS_ERRORS, RedisUnavailable) as err:
+            except RedisUnavailable as err:
                 self._claimer.give_back(slots)
                 self._claim_retry.clear()
                 if self._stopping.is_set():  # a stop that came in between
@@ -377,7 +376,7 @@ class Worker:
         self._maintainer.join(5)
         try:
             self.store.unregister_worker(self.worker_id)
-        except REDIS_ERRORS as err:
+        except RedisUnavailable as err:
             logger.warning("could not unregister worker id=%s: %s", self.worker_id, err)
 
 

@@ -11,7 +11,7 @@ import redis
 from .. import keys
 from ..job import DEFAULT_PRIORITY_BOUND
 from ..scripts import Claimed, parse_claimed, parse_codes
-from .base import StoreBase
+from .base import StoreBase, redis_call
 from .records import Outcome
 
 
@@ -47,6 +47,7 @@ def finish_jobs_keys(prefix: str, queue: str) -> tuple[str, ...]:
 class ClaimOps(StoreBase):
     """A worker's transitions of the jobs it takes: claim, renew, finish."""
 
+    @redis_call("Could not claim jobs in Redis")
     def claim(
         self, queue: str, worker_id: str, limit: int, now_ms: int, lease_ms: int
     ) -> list[Claimed]:
@@ -56,6 +57,7 @@ class ClaimOps(StoreBase):
             [now_ms, now_ms + lease_ms, worker_id, limit, DEFAULT_PRIORITY_BOUND],
         )
 
+    @redis_call("Could not claim jobs in Redis")
     def wait_then_claim(
         self,
         queues: Sequence[str],
@@ -89,6 +91,7 @@ class ClaimOps(StoreBase):
         )
         return parse_claimed(reply)
 
+    @redis_call("Could not record outcomes in Redis")
     def finish(
         self, outcomes: Sequence[Outcome], worker_id: str, now_ms: int
     ) -> list[int]:
@@ -134,6 +137,7 @@ class ClaimOps(StoreBase):
             args.extend(outcome.script_args())
         return args
 
+    @redis_call("Could not renew leases in Redis")
     def renew_leases(self, held: Mapping[str, Sequence[str]], deadline_ms: int) -> None:
         """Push the lease deadline of held jobs; XX leaves recovered ids alone."""
         with self.client.pipeline(transaction=False) as pipe:
@@ -143,6 +147,7 @@ class ClaimOps(StoreBase):
                     pipe.zadd(keys.active(self.prefix, queue), mapping, xx=True)
             pipe.execute()
 
+    @redis_call("Could not read from Redis")
     def held_by(self, worker_id: str, queue: str, page: int = 1000) -> dict[str, int]:
         """Job ids of `queue` that `worker_id` holds now, with their attempt numbers.
 

@@ -1,11 +1,12 @@
 """Cron entry state: claiming fire times once, and forgetting removed entries."""
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from .. import keys
 from ..job import from_ms, to_ms
 from ..scripts import CronClaim
-from .base import StoreBase
+from .base import StoreBase, redis_call
 from .enqueueing import jobs_argv
 from .records import CronState, EnqueueRequest
 
@@ -29,6 +30,7 @@ def forget_cron_entries_keys(prefix: str, queue: str) -> tuple[str, ...]:
 class CronOps(StoreBase):
     """Per-queue cron state, claimed atomically with the jobs it stores."""
 
+    @redis_call("Could not claim cron fire times in Redis")
     def claim_cron(
         self,
         name: str,
@@ -49,17 +51,17 @@ class CronOps(StoreBase):
             claim_cron_slot_keys(self.prefix, queue), args
         )
 
+    @redis_call("Could not read from Redis")
     def cron_states(self, queue: str, names: Sequence[str]) -> list[CronState]:
         """The stored state of each entry in `names` (all of one queue)."""
         fields = [f"{n}{suffix}" for n in names for suffix in ("", ":fired", ":seen")]
-        values = self._read(
-            lambda: self.client.hmget(keys.cron(self.prefix, queue), fields)
-        )
+        values = self.client.hmget(keys.cron(self.prefix, queue), fields)
         return [
             CronState(*(from_ms(int(v)) if v else None for v in values[i : i + 3]))
             for i in range(0, len(values), 3)
         ]
 
+    @redis_call("Could not store cron entry state in Redis")
     def touch_cron_entries(
         self, names: Mapping[str, Sequence[str]], now_ms: int
     ) -> None:
@@ -71,11 +73,13 @@ class CronOps(StoreBase):
                     pipe.hset(keys.cron(self.prefix, queue), mapping=seen)  # type: ignore[arg-type]  # redis-py wants a wider dict
             pipe.execute()
 
+    @redis_call("Could not read from Redis")
     def cron_entry_names(self, queue: str) -> set[str]:
         """Names of the entries with state in `queue` (one small hash per queue)."""
-        fields = self._read(lambda: self.client.hkeys(keys.cron(self.prefix, queue)))
+        fields = cast(list[str], self.client.hkeys(keys.cron(self.prefix, queue)))
         return {field.split(":", 1)[0] for field in fields}
 
+    @redis_call("Could not forget cron entries in Redis")
     def forget_cron_entries(
         self, queue: str, names: Sequence[str], cutoff_ms: int
     ) -> int:

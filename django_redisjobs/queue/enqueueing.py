@@ -5,13 +5,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import redis
-
 from .. import keys
-from ..exceptions import RedisUnavailable
 from ..job import enqueue_fields, field_table
 from ..scripts import parse_enqueued
-from .base import StoreBase
+from .base import StoreBase, redis_call
 from .records import QUEUE_NAME_REFRESH_MS, EnqueueRequest, Placed
 
 
@@ -46,57 +43,51 @@ def jobs_argv(
     return head
 
 
+def _storing(_store: object, requests: Sequence[EnqueueRequest], _now: int) -> str:
+    return f"Could not store {len(requests)} job(s) in Redis"
+
+
 class EnqueueOps(StoreBase):
     """Storing new jobs: the producer's side."""
 
+    @redis_call(_storing)
     def enqueue(self, requests: Sequence[EnqueueRequest], now_ms: int) -> list[bool]:
         """Store jobs in one round trip; True per job stored, False per known id or
         per unique key another job holds (see `enqueue_detailed`).
 
-        Raises `RedisUnavailable` when Redis cannot be reached; then nothing of a
-        queue's batch was stored.
+        Raises `RedisUnavailable` when Redis cannot be reached or refuses the
+        write (out of memory, a read-only replica); then nothing of a queue's
+        batch was stored.
         """
         return [placed.stored for placed in self.enqueue_detailed(requests, now_ms)]
 
+    @redis_call(_storing)
     def enqueue_detailed(
         self, requests: Sequence[EnqueueRequest], now_ms: int
     ) -> list[Placed]:
         """Like `enqueue`, but say per request which job stands for it: itself, or
         the job that holds its unique key (then nothing was stored for it)."""
-        codes = self._enqueue_codes(requests, now_ms)
+        if not requests:
+            return []
+        by_queue: dict[str, list[int]] = defaultdict(list)
+        for index, request in enumerate(requests):
+            by_queue[request.job.queue].append(index)
+        stale = self._stale_queue_names(by_queue, now_ms)
+        if len(by_queue) == 1 and not stale:
+            # The common case: one script call, no pipeline around it.
+            (queue,) = by_queue
+            codes = self.scripts.enqueue_jobs(
+                enqueue_jobs_keys(self.prefix, queue), _enqueue_args(requests, now_ms)
+            )
+        else:
+            codes = self._enqueue_pipelined(requests, by_queue, now_ms, stale)
+            self._queue_names_sent.update(dict.fromkeys(stale, now_ms))
         return [
             Placed(code, False)
             if isinstance(code, str)
             else Placed(r.job.id, code == 1)
             for r, code in zip(requests, codes, strict=True)
         ]
-
-    def _enqueue_codes(
-        self, requests: Sequence[EnqueueRequest], now_ms: int
-    ) -> list[int | str]:
-        if not requests:
-            return []
-        by_queue: dict[str, list[int]] = defaultdict(list)
-        for index, request in enumerate(requests):
-            by_queue[request.job.queue].append(index)
-        try:
-            stale = self._stale_queue_names(by_queue, now_ms)
-            if len(by_queue) == 1 and not stale:
-                # The common case: one script call, no pipeline around it.
-                ((queue, indexes),) = by_queue.items()
-                return self.scripts.enqueue_jobs(
-                    enqueue_jobs_keys(self.prefix, queue),
-                    _enqueue_args([requests[i] for i in indexes], now_ms),
-                )
-            stored = self._enqueue_pipelined(requests, by_queue, now_ms, stale)
-            self._queue_names_sent.update(dict.fromkeys(stale, now_ms))
-            return stored
-        except redis.RedisError as err:
-            # Out of memory or a read-only replica loses the job as surely as an
-            # outage: the caller gets one error type for "not stored".
-            raise RedisUnavailable(
-                f"Could not store {len(requests)} job(s) in Redis: {err}"
-            ) from err
 
     def _enqueue_pipelined(
         self,
@@ -138,7 +129,9 @@ class EnqueueOps(StoreBase):
             if now_ms - sent.get(q, -QUEUE_NAME_REFRESH_MS) >= QUEUE_NAME_REFRESH_MS
         )
 
+    @redis_call("Could not add queue names in Redis")
     def add_known_queues(self, queues: Iterable[str]) -> None:
+        """Add `queues` to the set of queue names (see `ReadOps.known_queues`)."""
         names = sorted(set(queues))
         if names:
             self.client.sadd(keys.queues(self.prefix), *names)

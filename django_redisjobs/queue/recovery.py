@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from .. import keys
 from ..job import duration_ms
 from ..scripts import Recovered
-from .base import StoreBase
+from .base import StoreBase, redis_call
 from .claims import held_jobs
 from .records import WORKER_LOST
 
@@ -39,16 +39,19 @@ def recover_jobs_keys(prefix: str, queue: str) -> tuple[str, ...]:
 class RecoveryOps(StoreBase):
     """The scheduler's and the supervisor's transitions: promote, recover, trim."""
 
+    @redis_call("Could not promote due jobs in Redis")
     def promote_due(self, queue: str, now_ms: int, limit: int) -> tuple[int, int]:
         """Make due scheduled jobs ready; (moved, next due ms or -1)."""
         return self.scripts.promote_due(
             promote_due_keys(self.prefix, queue), [now_ms, limit]
         )
 
+    @redis_call("Could not recover jobs in Redis")
     def recover_expired(self, queue: str, now_ms: int, limit: int) -> Recovered:
         """Requeue (or bury) jobs whose lease ran out: their worker is gone."""
         return self._recover(queue, now_ms, limit, "", "", ())
 
+    @redis_call("Could not recover jobs in Redis")
     def recover_worker(
         self, queue: str, worker_id: str, reason: str, now_ms: int
     ) -> Recovered:
@@ -83,6 +86,7 @@ class RecoveryOps(StoreBase):
             ],
         )
 
+    @redis_call("Could not trim finished jobs in Redis")
     def trim_finished(self, queue: str, now_ms: int) -> None:
         """Drop ids of finished jobs whose hashes have expired from the listings."""
         p = self.prefix

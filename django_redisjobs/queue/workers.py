@@ -1,19 +1,21 @@
 """The worker registry: heartbeats, workers that stopped or vanished, and what
 the server says about keeping jobs."""
 
-import contextlib
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from .. import keys
-from .base import StoreBase
-from .records import Persistence, WorkerInfo
+from .base import StoreBase, redis_call
+from .records import REDIS_ERRORS, Persistence, WorkerInfo
 
 
 class WorkerOps(StoreBase):
     """Who is working: each worker's entry, kept alive by its heartbeat."""
 
+    @redis_call("Could not send a heartbeat to Redis")
     def heartbeat(
         self, info: WorkerInfo, expires_ms: int, stats: dict[str, int]
     ) -> None:
@@ -36,31 +38,33 @@ class WorkerOps(StoreBase):
             pipe.pexpireat(key, expires_ms)
             pipe.execute()
 
+    @redis_call("Could not trim workers in Redis")
     def trim_workers(self, now_ms: int) -> int:
         """Drop workers whose heartbeat expired (their hashes expire by themselves)."""
         return int(
             self.client.zremrangebyscore(keys.workers(self.prefix), "-inf", now_ms)
         )
 
+    @redis_call("Could not unregister the worker in Redis")
     def unregister_worker(self, worker_id: str) -> None:
+        """Remove the entry of a worker that stopped."""
         with self.client.pipeline(transaction=False) as pipe:
             pipe.zrem(keys.workers(self.prefix), worker_id)
             pipe.delete(keys.worker(self.prefix, worker_id))
             pipe.execute()
 
+    @redis_call("Could not read from Redis")
     def persistence(self) -> Persistence:
         """What the server says about keeping jobs across a restart and under memory
         pressure: ``CONFIG GET``, or ``INFO`` where a managed Redis refuses CONFIG.
 
-        A fact neither command gives is None. Raises `RedisUnavailable`.
+        A fact neither command gives is None.
         """
-        config: dict[str, str] = {}
-        with contextlib.suppress(redis.ResponseError):
-            config = self._read(
-                lambda: self.client.config_get(
-                    "appendonly", "appendfsync", "maxmemory-policy"
-                )
+        config = _unless_refused(
+            lambda: self.client.config_get(
+                "appendonly", "appendfsync", "maxmemory-policy"
             )
+        )
         if "appendonly" in config and "maxmemory-policy" in config:
             return Persistence(
                 config["appendonly"] == "yes",
@@ -69,11 +73,26 @@ class WorkerOps(StoreBase):
             )
         facts: dict[str, Any] = {}
         for section in ("persistence", "memory"):
-            with contextlib.suppress(redis.ResponseError):
-                facts.update(self._read(lambda s=section: self.client.info(s)))
+            facts.update(_unless_refused(functools.partial(self.client.info, section)))
         aof = facts.get("aof_enabled")
         return Persistence(
             None if aof is None else bool(int(aof)),
             config.get("appendfsync"),
             facts.get("maxmemory_policy"),
         )
+
+    @redis_call("Could not reach Redis")
+    def ping(self) -> None:
+        """Check that Redis answers (a command's start-up check)."""
+        self.client.ping()
+
+
+def _unless_refused(call: Callable[[], Any]) -> dict[str, Any]:
+    """What `call` returns, or nothing when the server refuses the command (a
+    managed Redis may disable CONFIG or INFO); an outage is still raised."""
+    try:
+        return dict(call())
+    except REDIS_ERRORS:
+        raise
+    except redis.ResponseError:
+        return {}

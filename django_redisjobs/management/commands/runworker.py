@@ -10,9 +10,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_redisjobs.conf import get_settings
-from django_redisjobs.exceptions import RedisJobsConfigurationError
+from django_redisjobs.exceptions import RedisJobsConfigurationError, RedisUnavailable
 from django_redisjobs.keys import is_safe_name
-from django_redisjobs.queue import REDIS_ERRORS, get_store
+from django_redisjobs.queue import get_store
 from django_redisjobs.registry import autodiscover, registry
 from django_redisjobs.supervisor import (
     Supervisor,
@@ -104,8 +104,8 @@ class Command(BaseCommand):
         autodiscover(get_settings().autodiscover_modules)
         store = get_store()
         try:
-            store.client.ping()
-        except REDIS_ERRORS as err:
+            store.ping()
+        except RedisUnavailable as err:
             raise CommandError(f"Redis is unreachable: {err}") from err
         if options["processes"] is not None:
             by_status = self._supervise(config, options)
