@@ -16,7 +16,8 @@ import threading
 from collections.abc import Callable, Sequence
 
 from .exceptions import RedisUnavailable
-from .queue import Claimed, JobStore
+from .job import Job
+from .queue import Damaged, JobStore
 from .worker_types import WorkerConfig
 
 # Work held ahead per thread, in seconds of average attempt time.
@@ -96,7 +97,7 @@ class Handover:
         self._started = threading.Event()
         self._ready = threading.Event()
         self._count = 0
-        self._rest: list[tuple[str, Claimed]] = []
+        self._rest: list[tuple[str, Job | Damaged]] = []
         self._error: Exception | None = None
 
     def start(self) -> bool:
@@ -121,13 +122,13 @@ class Handover:
     def finish(
         self,
         count: int,
-        rest: list[tuple[str, Claimed]],
+        rest: list[tuple[str, Job | Damaged]],
         error: Exception | None = None,
     ) -> None:
         self._count, self._rest, self._error = count, rest, error
         self._ready.set()
 
-    def result(self) -> tuple[int, list[tuple[str, Claimed]]]:
+    def result(self) -> tuple[int, list[tuple[str, Job | Damaged]]]:
         """Wait for `finish`; raise the claim's error if it failed."""
         self._ready.wait()
         if self._error is not None:
@@ -181,9 +182,9 @@ class Claimer:
         """Free `count` slots: unused by a claim, or their jobs' attempts ended."""
         self.slots.give_back(count)
 
-    def claim(self, limit: int) -> list[tuple[str, Claimed]]:
+    def claim(self, limit: int) -> list[tuple[str, Job | Damaged]]:
         """Claim up to `limit` jobs, as (queue, claimed) pairs in claim order."""
-        claimed: list[tuple[str, Claimed]] = []
+        claimed: list[tuple[str, Job | Damaged]] = []
         now_ms = self._clock()
         for queue_name in self._queue_order():
             wanted = limit - len(claimed)
@@ -202,7 +203,9 @@ class Claimer:
             claimed.extend((queue_name, item) for item in items)
         return claimed
 
-    def wait_then_claim(self, limit: int, wait_s: float) -> list[tuple[str, Claimed]]:
+    def wait_then_claim(
+        self, limit: int, wait_s: float
+    ) -> list[tuple[str, Job | Damaged]]:
         """Block until a queue may have jobs, then claim from the first queue in
         the same round trip (another queue's jobs come with the next `claim`).
 

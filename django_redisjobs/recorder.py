@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 
 from .backoff import Backoff
 from .exceptions import RedisUnavailable
-from .queue import Claimed, JobStore, Outcome
+from .job import Job
+from .queue import Damaged, JobStore, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +58,12 @@ class OutcomeRecorder:
 
     # -- bookkeeping (any thread) ---------------------------------------------
 
-    def hold(self, claimed: Sequence[tuple[str, Claimed]]) -> None:
+    def hold(self, claimed: Sequence[tuple[str, Job | Damaged]]) -> None:
         """Jobs just claimed: held and in flight."""
         with self._held_lock:
             for queue_name, item in claimed:
-                self._held[item.job_id] = queue_name
+                job = item.job if isinstance(item, Damaged) else item
+                self._held[job.id] = queue_name
         with self._changed:
             self._in_flight += len(claimed)
 

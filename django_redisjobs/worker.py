@@ -23,13 +23,13 @@ from types import FrameType
 from .backoff import Backoff
 from .claiming import Claimer, Handover, weighted_order
 from .conf import Settings, get_settings
-from .exceptions import InvalidJob, RedisUnavailable, UnknownBackgroundFunction
+from .exceptions import RedisUnavailable, UnknownBackgroundFunction
 from .execution import AttemptResult, failed_before_running, log_attempt
-from .job import Job, duration_ms, from_fields, now_epoch_ms
+from .job import Job, duration_ms, now_epoch_ms
 from .maintenance import Heartbeat, Maintenance, MaintenanceEvents
 from .pool import ExecutorPool
 from .queue import (
-    Claimed,
+    Damaged,
     JobState,
     JobStore,
     Outcome,
@@ -234,7 +234,9 @@ class Worker:
             and self.stats.claimed >= self.config.max_jobs
         )
 
-    def _claim(self, limit: int, after_wait: bool = False) -> list[tuple[str, Claimed]]:
+    def _claim(
+        self, limit: int, after_wait: bool = False
+    ) -> list[tuple[str, Job | Damaged]]:
         if after_wait:
             wait_s = self.config.idle_wait.total_seconds()
             claimed = self._claimer.wait_then_claim(limit, wait_s)
@@ -244,7 +246,9 @@ class Worker:
         self.stats.claimed += len(claimed)
         return claimed
 
-    def _wait_and_claim(self, slots: int) -> tuple[int, list[tuple[str, Claimed]]]:
+    def _wait_and_claim(
+        self, slots: int
+    ) -> tuple[int, list[tuple[str, Job | Damaged]]]:
         """Wait for jobs and claim them; how many, and those left to dispatch.
 
         An executor thread that is waiting for work does the wait when there is
@@ -293,32 +297,34 @@ class Worker:
             return False
         return True
 
-    def _dispatch(self, queue_name: str, item: Claimed) -> None:
+    def _dispatch(self, queue_name: str, item: Job | Damaged) -> None:
         prepared = self._prepare(queue_name, item)
         if prepared is not None:
             self._pool.submit(*prepared)
 
     def _prepare(
-        self, queue_name: str, item: Claimed
+        self, queue_name: str, item: Job | Damaged
     ) -> tuple[FunctionSpec, Job] | None:
         """The function and job to run for a claimed item; None when there is
         none (no hash, corrupt fields, unknown function), recorded here."""
-        if not item.fields:
-            logger.warning(
-                "dropped a job id with no hash job id=%s queue=%s",
-                item.job_id,
-                queue_name,
-            )
-            self._recorder.forget(item.job_id)
-            self._finished_one()
+        if isinstance(item, Damaged):
+            if item.reason is None:
+                logger.warning(
+                    "dropped a job id with no hash job id=%s queue=%s",
+                    item.job.id,
+                    queue_name,
+                )
+                self._recorder.forget(item.job.id)
+                self._finished_one()
+            else:
+                self._done(failed_before_running(item.job, item.reason))
             return None
         try:
-            job = from_fields(item.fields)
-            spec = self.functions.get(job.func)
-        except (InvalidJob, UnknownBackgroundFunction) as err:
-            self._done(failed_before_running(_bare_job(item, queue_name), err))
+            spec = self.functions.get(item.func)
+        except UnknownBackgroundFunction as err:
+            self._done(failed_before_running(item, err))
             return None
-        return spec, job
+        return spec, item
 
     # -- recording ----------------------------------------------------------
 
@@ -378,18 +384,6 @@ class Worker:
             self.store.unregister_worker(self.worker_id)
         except RedisUnavailable as err:
             logger.warning("could not unregister worker id=%s: %s", self.worker_id, err)
-
-
-def _bare_job(item: Claimed, queue_name: str) -> Job:
-    """Enough of a job to record its failure when its hash cannot be parsed."""
-    attempts = item.fields.get("attempts", "0")
-    return Job(
-        id=item.job_id,
-        func=item.fields.get("func", "?"),
-        queue=queue_name,
-        attempts=int(attempts) if attempts.isdigit() else 0,
-        max_attempts=1,
-    )
 
 
 def install_signal_handlers(worker: Worker) -> None:

@@ -17,7 +17,7 @@ from django_redisjobs.execution import (
     cancelled_before_start,
     waited_for_a_thread,
 )
-from django_redisjobs.job import from_fields, now_epoch_ms, to_ms
+from django_redisjobs.job import Job, now_epoch_ms, to_ms
 from django_redisjobs.scheduler import Scheduler
 from django_redisjobs.worker import Worker, WorkerConfig, WorkerStats
 from tests import jobs, queueing_jobs
@@ -227,9 +227,9 @@ def test_only_a_job_that_waited_for_a_thread_is_checked_before_it_starts(
 ) -> None:
     handle = record.delay("x")
     now = now_epoch_ms()
-    (claimed,) = redisjobs.store.claim("default", "w1", 1, now - claimed_ago_ms, 60_000)
+    (job,) = redisjobs.store.claim("default", "w1", 1, now - claimed_ago_ms, 60_000)
     handle.cancel()
-    job = from_fields(claimed.fields)
+    assert isinstance(job, Job)
 
     assert waited_for_a_thread(job) is not runs
     result = cancelled_before_start(job, redisjobs.store)

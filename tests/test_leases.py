@@ -71,7 +71,7 @@ def test_lease_nobody_renews_is_recovered_and_the_job_runs_again(
     handle = fault_jobs.quick.delay(7)
     store = short_lease.store
     (claimed,) = store.claim("default", "ghost", 1, now_epoch_ms(), 300)
-    assert claimed.job_id == handle.id
+    assert claimed.id == handle.id
 
     with running(
         short_lease.worker(

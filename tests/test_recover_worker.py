@@ -16,7 +16,7 @@ def test_recover_worker_takes_back_only_the_dead_workers_jobs(redisjobs: Any) ->
     now = now_epoch_ms()
     dead_claims = store.claim("default", "dead-w", 2, now, LEASE_MS)
     (live_claim,) = store.claim("default", "live-w", 1, now, LEASE_MS)
-    assert [c.job_id for c in dead_claims] == [first.id, second.id]
+    assert [c.id for c in dead_claims] == [first.id, second.id]
     assert store.held_by("dead-w", "default") == {first.id: 1, second.id: 1}
 
     recovered = store.recover_worker(
@@ -40,7 +40,7 @@ def test_recover_worker_takes_back_only_the_dead_workers_jobs(redisjobs: Any) ->
     assert sorted(ready) == sorted([first.id, second.id])
     assert third.refresh().status is JobStatus.ACTIVE
     assert third.job.worker == "live-w"
-    assert live_claim.job_id == third.id
+    assert live_claim.id == third.id
     active = redisjobs.client.zrange(keys.active(prefix, "default"), 0, -1)
     assert active == [third.id]
     # The dead worker's late write cannot land on a job it no longer holds.

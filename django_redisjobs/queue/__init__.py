@@ -21,17 +21,19 @@ is the one place that translates. Any other Redis error, such as a
 ``ResponseError`` for WRONGTYPE on damaged data, is let out unchanged: it is a
 bug or damaged data, not an outage, and retrying will not fix it. Methods raise
 the app's own errors as their docstrings say (`JobDoesNotExist`, `InvalidJob`);
-docs/internals.md has the table per method.
+`claim` and `wait_then_claim` never raise for a damaged job hash: they return it
+as `Damaged`. docs/internals.md has the table per method.
 """
 
 from ..job import JobStatus
-from ..scripts import Claimed, CronClaim, Recovered
+from ..scripts import CronClaim, Recovered
 from .control import EndWatch
 from .records import (
     QUEUE_NAME_REFRESH_MS,
     WORKER_LOST,
     Cancelled,
     CronState,
+    Damaged,
     DurabilityProblem,
     EnqueueRequest,
     JobState,
@@ -46,9 +48,9 @@ __all__ = [
     "QUEUE_NAME_REFRESH_MS",
     "WORKER_LOST",
     "Cancelled",
-    "Claimed",
     "CronClaim",
     "CronState",
+    "Damaged",
     "DurabilityProblem",
     "EndWatch",
     "EnqueueRequest",

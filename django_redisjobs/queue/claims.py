@@ -2,6 +2,7 @@
 recording how each attempt ended."""
 
 import functools
+import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
@@ -9,10 +10,13 @@ from typing import Any, cast
 import redis
 
 from .. import keys
-from ..job import DEFAULT_PRIORITY_BOUND
+from ..exceptions import InvalidJob
+from ..job import DEFAULT_PRIORITY_BOUND, Job, from_fields
 from ..scripts import Claimed, parse_claimed, parse_codes
 from .base import StoreBase, redis_call
-from .records import Outcome
+from .records import Damaged, Outcome
+
+logger = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -50,12 +54,17 @@ class ClaimOps(StoreBase):
     @redis_call("Could not claim jobs in Redis")
     def claim(
         self, queue: str, worker_id: str, limit: int, now_ms: int, lease_ms: int
-    ) -> list[Claimed]:
-        """Lease up to `limit` ready jobs of `queue` to `worker_id`."""
-        return self.scripts.claim_jobs(
+    ) -> list[Job | Damaged]:
+        """Lease up to `limit` ready jobs of `queue` to `worker_id`, in claim order.
+
+        Each comes back as the `Job` to run, or as `Damaged` when its hash is gone
+        or holds no valid job (see `claimed_jobs`); a damaged hash never raises.
+        """
+        claimed = self.scripts.claim_jobs(
             claim_jobs_keys(self.prefix, queue),
             [now_ms, now_ms + lease_ms, worker_id, limit, DEFAULT_PRIORITY_BOUND],
         )
+        return claimed_jobs(claimed, queue)
 
     @redis_call("Could not claim jobs in Redis")
     def wait_then_claim(
@@ -66,9 +75,9 @@ class ClaimOps(StoreBase):
         limit: int,
         now_ms: int,
         lease_ms: int,
-    ) -> list[Claimed]:
+    ) -> list[Job | Damaged]:
         """Block until one of `queues` may have ready jobs (or `timeout_s` passes),
-        then claim from the first of them in the same round trip.
+        then claim from the first of them in the same round trip (as `claim`).
 
         Redis runs a client's pipelined commands in order, so the claim runs the
         moment the wait returns: an idle worker saves the round trip it would
@@ -89,7 +98,7 @@ class ClaimOps(StoreBase):
                 1,  # now_ms predates the wait
             ],
         )
-        return parse_claimed(reply)
+        return claimed_jobs(parse_claimed(reply), queues[0])
 
     @redis_call("Could not record outcomes in Redis")
     def finish(
@@ -180,3 +189,62 @@ def held_jobs(
             if holder == worker_id:
                 held[job_id] = int(attempts or 0)
         offset += page
+
+
+def claimed_jobs(claimed: Sequence[Claimed], queue: str) -> list[Job | Damaged]:
+    """The claimed ids of `queue` as Jobs; `Damaged` for an id whose hash is gone
+    or cannot be run, which includes a hash naming another id or queue than the
+    one it was claimed as (its outcome would be recorded under the wrong key)."""
+    jobs: list[Job | Damaged] = []
+    for item in claimed:
+        if not item.fields:
+            jobs.append(Damaged(_readable_part(item, queue), None))
+            continue
+        try:
+            job = from_fields(item.fields)
+        except InvalidJob as err:
+            jobs.append(Damaged(_readable_part(item, queue), err))
+            continue
+        except Exception as err:
+            # from_fields turns every bad field into InvalidJob; whatever else
+            # it raises is a bug, and must not stop the claim or strand the job.
+            logger.exception("could not read claimed job id=%s", item.job_id)
+            reason = InvalidJob(f"Job {item.job_id!r} could not be read: {err!r}")
+            jobs.append(Damaged(_readable_part(item, queue), reason))
+            continue
+        if job.id == item.job_id and job.queue == queue:
+            jobs.append(job)
+        else:
+            jobs.append(
+                Damaged(
+                    _readable_part(item, queue), _misplaced(job, item.job_id, queue)
+                )
+            )
+    return jobs
+
+
+def _misplaced(job: Job, job_id: str, queue: str) -> InvalidJob:
+    """Why a valid-looking hash cannot run as the job claimed as `job_id`."""
+    if job.id != job_id:
+        return InvalidJob(
+            f"Job {job_id!r} has a corrupt field 'id' in Redis: it holds {job.id!r}."
+        )
+    return InvalidJob(
+        f"Job {job_id!r} has a corrupt field 'queue' in Redis: it holds "
+        f"{job.queue!r}, but the job was claimed from queue {queue!r}."
+    )
+
+
+def _readable_part(item: Claimed, queue: str) -> Job:
+    """What can be read of a claimed hash that cannot be run."""
+    try:
+        attempts = int(item.fields.get("attempts", "0"))
+    except ValueError:
+        attempts = 0
+    return Job(
+        id=item.job_id,
+        func=item.fields.get("func") or "?",
+        queue=queue,
+        attempts=attempts,
+        max_attempts=1,
+    )
