@@ -12,6 +12,8 @@ from django_redisjobs import JobStatus, keys
 from django_redisjobs.exceptions import InvalidJob
 from django_redisjobs.job import Job, new_job_id
 from django_redisjobs.queue import Damaged, EnqueueRequest, JobStore
+from django_redisjobs.queue.claims import claimed_jobs
+from django_redisjobs.scripts import Claimed
 from tests import jobs
 from tests.conftest import RedisJobs
 
@@ -160,3 +162,14 @@ def test_worker_records_a_damaged_job_dead_and_runs_the_next(
     assert good.refresh().result == 7
     assert (stats.by_status.get("dead"), stats.succeeded) == (1, 1)
     assert redisjobs.client.zcard(keys.active(redisjobs.prefix, Q)) == 0
+
+
+def test_damaged_keeps_attempts_at_0_when_they_cannot_be_read() -> None:
+    job_id = new_job_id(NOW)
+    fields = {"id": job_id, "func": "tests.jobs.add", "attempts": "2.5"}
+
+    (claimed,) = claimed_jobs([Claimed(job_id, fields)], Q)
+
+    assert isinstance(claimed, Damaged)
+    assert (claimed.job.func, claimed.job.attempts) == ("tests.jobs.add", 0)
+    assert "no 'queue' field" in str(claimed.reason)
