@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .exceptions import NoCurrentJob
-from .queue import REDIS_ERRORS, JobStore
+from .exceptions import NoCurrentJob, RedisUnavailable
+from .queue import JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +44,18 @@ class JobContext:
     )
 
     def set_progress(self, fraction: float) -> None:
-        """Record progress between 0 and 1; `JobHandle.progress` shows it."""
+        """Record progress between 0 and 1; `JobHandle.progress` shows it.
+
+        If Redis cannot be reached, the progress is not stored (logged at
+        WARNING) and the job goes on: progress is a hint, not part of the work.
+        """
         fraction = min(max(float(fraction), 0.0), 1.0)
-        if self.store is not None:
+        if self.store is None:
+            return
+        try:
             self.store.set_progress(self.id, self.queue, fraction)
+        except RedisUnavailable as err:
+            logger.warning("could not store progress job id=%s: %s", self.id, err)
 
     def is_cancelled(self) -> bool:
         """Tell whether `JobHandle.cancel()` was called for this job while it ran.
@@ -62,7 +70,7 @@ class JobContext:
             return check.cancelled
         try:
             check.cancelled = self.store.cancel_requested(self.id, self.queue)
-        except REDIS_ERRORS as err:
+        except RedisUnavailable as err:
             logger.warning("could not read cancel flag job id=%s: %s", self.id, err)
         check.read_at = check.clock()
         return check.cancelled

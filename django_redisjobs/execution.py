@@ -19,10 +19,10 @@ from typing import Any
 from . import serialization, signals
 from .conf import Settings
 from .context import JobContext, activate, deactivate
-from .exceptions import JobCancelled, JobTimeout, SerializationError
+from .exceptions import JobCancelled, JobTimeout, RedisUnavailable, SerializationError
 from .job import Job, JobError, JobStatus, duration_ms, now_epoch_ms, to_ms
 from .policy import FailedAt, after_failure, end_ttl, retry_policy
-from .queue import REDIS_ERRORS, JobStore, Outcome
+from .queue import JobStore, Outcome
 from .registry import FunctionSpec
 from .retry import RetryPolicy
 
@@ -197,7 +197,7 @@ def cancelled_before_start(job: Job, store: JobStore | None) -> AttemptResult | 
         return None
     try:
         requested = store.cancel_requested(job.id, job.queue)
-    except REDIS_ERRORS as err:
+    except RedisUnavailable as err:
         logger.warning("could not read cancel flag job id=%s: %s", job.id, err)
         return None
     if not requested:

@@ -29,7 +29,8 @@ class JobHandle:
     def load(cls, job_id: str, queue: str | None = None) -> "JobHandle":
         """Read a job by id; raise `JobDoesNotExist` if it is not (or no longer) there.
 
-        Without `queue`, every known queue is searched (one round trip).
+        Without `queue`, every known queue is searched (one round trip). Raises
+        `RedisUnavailable` when Redis cannot be reached.
         """
         store = get_store()
         return cls(store.get(job_id, queue or store.locate(job_id)))
@@ -80,7 +81,8 @@ class JobHandle:
     def refresh(self) -> "JobHandle":
         """Read the job's current state from Redis; returns the handle itself.
 
-        Raises `JobDoesNotExist` once the job has expired (after its result TTL).
+        Raises `JobDoesNotExist` once the job has expired (after its result TTL),
+        and `RedisUnavailable` when Redis cannot be reached.
         """
         if not self._in_redis:
             return self
@@ -116,15 +118,13 @@ class JobHandle:
         """Block until the job succeeds, dies or is cancelled; returns the handle.
 
         Listens on the job's pub/sub channel rather than polling. Raises
-        `WaitTimeout` when `timeout` passes first.
+        `WaitTimeout` when `timeout` passes first, and `RedisUnavailable` when
+        Redis cannot be reached.
         """
         if self.is_finished or not self._in_redis:
             return self
         deadline = time.monotonic() + timeout.total_seconds()
-        store = get_store()
-        pubsub = store.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]  # redis-py leaves pubsub() unannotated
-        with pubsub:
-            pubsub.subscribe(store.end_channel(self.id, self.queue))
+        with get_store().watch_end(self.id, self.queue) as end:
             # Subscribed first, then read: an end published in between is not missed.
             while not self.refresh().is_finished:
                 remaining = deadline - time.monotonic()
@@ -133,7 +133,7 @@ class JobHandle:
                         f"Job {self.id!r} is still {self.status.value} after "
                         f"{timeout.total_seconds():g} s."
                     )
-                pubsub.get_message(timeout=min(remaining, 5.0))
+                end.wait(min(remaining, 5.0))
         return self
 
     def mark_enqueued(self, job: Job) -> None:

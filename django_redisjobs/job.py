@@ -1,10 +1,10 @@
-"""The `Job` value and its mapping to and from the flat fields of a Redis hash.
+"""The `Job` value, its status, its id, and the names of its hash fields.
 
 This is the one place that turns integer epoch ms (what Redis stores) into aware
-datetimes (what the public API speaks).
+datetimes (what the public API speaks). `job_hash` maps a Job to and from the
+flat fields of its Redis hash.
 """
 
-import dataclasses
 import enum
 import itertools
 import random
@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import serialization
-from .exceptions import InvalidJob, SerializationError
 
 DEFAULT_PRIORITY = 0
 MIN_PRIORITY = -100
@@ -50,7 +49,6 @@ class JobStatus(enum.StrEnum):
 
 
 _FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED})
-_STATUSES = {status.value: status for status in JobStatus}
 
 
 # Hash fields the enqueue scripts write, in this order. The first seven are always
@@ -184,148 +182,3 @@ def priority_score(priority: int, enqueued_ms: int, *, at_front: bool = False) -
 
 # Jobs with a score below this bound have a priority above the default.
 DEFAULT_PRIORITY_BOUND = priority_score(DEFAULT_PRIORITY, 0)
-
-
-def enqueue_fields(
-    job: Job, args_json: str, kwargs_json: str, *, at_front: bool = False
-) -> dict[str, str | int]:
-    """The hash fields of `job` for the enqueue scripts, defaults left out.
-
-    `at_front` orders a job at a non-default priority ahead of its equals; it has
-    no effect on a delayed job, which takes its place when it falls due.
-    """
-    enq_ms = to_ms(job.enqueued_at) if job.enqueued_at else now_epoch_ms()
-    fields: dict[str, str | int] = {
-        "id": job.id,
-        "func": job.func,
-        "queue": job.queue,
-        "args": args_json,
-        "kwargs": kwargs_json,
-        "max_attempts": job.max_attempts,
-        "enqueued_ms": enq_ms,
-    }
-    run_at_ms = to_ms(job.run_at) if job.run_at else 0
-    if job.priority != DEFAULT_PRIORITY:
-        front = at_front and run_at_ms <= enq_ms
-        fields["priority"] = job.priority
-        fields["score"] = priority_score(job.priority, enq_ms, at_front=front)
-    if job.timeout is not None:
-        fields["timeout_ms"] = duration_ms(job.timeout)
-    if job.result_ttl is not None:
-        fields["result_ttl_ms"] = duration_ms(job.result_ttl)
-    if run_at_ms:
-        fields["run_at_ms"] = run_at_ms
-    if job.unique_key:
-        fields["unique_key"] = job.unique_key
-    if job.unique_until is not None:
-        fields["unique_until_ms"] = to_ms(job.unique_until)
-    return fields
-
-
-def field_table(
-    rows: list[dict[str, str | int]],
-) -> tuple[list[str], list[list[str | int]]]:
-    """The names the `rows` use (in `ENQUEUE_FIELDS` order) and each row's values
-    for them, a default where a row leaves a name out: one name list per call."""
-    if len(rows) == 1:
-        return list(rows[0]), [list(rows[0].values())]
-    used = set().union(*rows)
-    names = [name for name in ENQUEUE_FIELDS if name in used]
-    return names, [
-        [row[n] if n in row else OPTIONAL_FIELD_DEFAULTS[n] for n in names]
-        for row in rows
-    ]
-
-
-def from_fields(fields: dict[str, str]) -> Job:
-    """Build a Job from its hash; raise `InvalidJob` naming a missing or bad field."""
-    job_id = fields.get("id", "")
-    try:
-        return _from_fields(fields)
-    except KeyError as err:
-        raise InvalidJob(
-            f"Job {job_id!r} has no {err.args[0]!r} field in Redis."
-        ) from err
-    except (ValueError, SerializationError) as err:
-        raise InvalidJob(f"Job {job_id!r} has a corrupt field: {err}") from err
-
-
-def _int(raw: str | None) -> int:
-    return int(raw) if raw else 0
-
-
-def _moment(raw: str | None) -> datetime | None:
-    # "0" is unset too: a call that mixes jobs sends the default 0 (field_table).
-    return from_ms(int(raw)) if raw else None
-
-
-def _json(text: str, job_id: str, name: str) -> Any:
-    # Most jobs carry no arguments: skip the parser for them.
-    if text == "[]":
-        return []
-    if text == "{}":
-        return {}
-    return serialization.decode(text, f"Job {job_id!r} {name}")
-
-
-def _status(raw: str) -> JobStatus:
-    try:
-        return _STATUSES[raw]
-    except KeyError:
-        raise ValueError(f"{raw!r} is not a job status.") from None
-
-
-def _from_fields(fields: dict[str, str]) -> Job:
-    # The worker builds one of these per claimed job: plain lookups, few calls.
-    get = fields.get
-    job_id = fields["id"]
-    args = _json(fields["args"], job_id, "args")
-    kwargs = _json(fields["kwargs"], job_id, "kwargs")
-    if not isinstance(args, list) or not isinstance(kwargs, dict):
-        raise ValueError("args must be a JSON list and kwargs a JSON object.")
-    error = None
-    if get("error_class"):
-        error = JobError(
-            fields["error_class"], get("error_message", ""), get("traceback", "")
-        )
-    timeout_ms = _int(get("timeout_ms"))
-    ttl_ms = _int(get("result_ttl_ms"))
-    return _job_of(
-        job_id,
-        fields["func"],
-        fields["queue"],
-        args,
-        kwargs,
-        _status(fields["status"]),
-        _int(get("priority")),
-        _int(get("attempts")),
-        int(fields["max_attempts"]),
-        timedelta(milliseconds=timeout_ms) if timeout_ms else None,
-        timedelta(milliseconds=ttl_ms) if ttl_ms else None,
-        _moment(get("enqueued_ms")),
-        _moment(get("run_at_ms")),
-        _moment(get("started_ms")),
-        _moment(get("finished_ms")),
-        get("worker", ""),
-        get("result", ""),
-        error,
-        float(get("progress") or 0.0),
-        _int(get("lost")),
-        get("cancel_requested") == "1",
-        get("unique_key", ""),
-        _moment(get("unique_until_ms")),
-    )
-
-
-# The setter of each of Job's slots, in field order. A frozen dataclass's
-# __init__ sets every field through object.__setattr__ by name; `_from_fields`
-# runs once per claimed job, and setting the slots directly takes half the time.
-_SLOT_SETTERS = tuple(Job.__dict__[f.name].__set__ for f in dataclasses.fields(Job))
-
-
-def _job_of(*values: Any) -> Job:
-    """A Job from one value per field, in field order, all given."""
-    job = object.__new__(Job)
-    for set_slot, value in zip(_SLOT_SETTERS, values, strict=True):
-        set_slot(job, value)
-    return job

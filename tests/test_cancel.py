@@ -17,7 +17,7 @@ from django_redisjobs.execution import (
     cancelled_before_start,
     waited_for_a_thread,
 )
-from django_redisjobs.job import now_epoch_ms, to_ms
+from django_redisjobs.job import Job, now_epoch_ms, to_ms
 from django_redisjobs.scheduler import Scheduler
 from django_redisjobs.worker import Worker, WorkerConfig, WorkerStats
 from tests import jobs, queueing_jobs
@@ -229,6 +229,7 @@ def test_only_a_job_that_waited_for_a_thread_is_checked_before_it_starts(
     now = now_epoch_ms()
     (job,) = redisjobs.store.claim("default", "w1", 1, now - claimed_ago_ms, 60_000)
     handle.cancel()
+    assert isinstance(job, Job)
 
     assert waited_for_a_thread(job) is not runs
     result = cancelled_before_start(job, redisjobs.store)

@@ -1,5 +1,6 @@
 """The docs name every setting, runworker option, Lua script and job status."""
 
+import inspect
 import re
 from importlib import resources
 from pathlib import Path
@@ -9,6 +10,7 @@ from django.core.management.base import BaseCommand
 
 from django_redisjobs.conf import DEFAULTS
 from django_redisjobs.job import JobStatus
+from django_redisjobs.queue import JobStore
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -65,3 +67,15 @@ def test_jobs_doc_names_every_job_status() -> None:
     text = read_doc("jobs.md")
     missing = [status.value for status in JobStatus if f"`{status.value}`" not in text]
     assert not missing, f"docs/jobs.md does not name the statuses {missing}"
+
+
+def test_internals_doc_says_what_every_store_method_raises() -> None:
+    text = read_doc("internals.md")
+    table = text.split("## Store errors", 1)[1].split("\n## ", 1)[0]
+    methods = {
+        name
+        for name, _ in inspect.getmembers(JobStore, inspect.isfunction)
+        if not name.startswith("_")
+    }
+    missing = sorted(m for m in methods if f"`{m}`" not in table)
+    assert not missing, f"docs/internals.md 'Store errors' lacks {missing}"

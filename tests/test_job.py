@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from django_redisjobs.exceptions import InvalidJob
-from django_redisjobs.job import Job, JobError, JobStatus, from_fields
+from django_redisjobs.job import Job, JobError, JobStatus
+from django_redisjobs.job_hash import from_fields
 
 FULL_HASH = {
     "id": "j1",
@@ -79,4 +80,44 @@ def test_from_fields_names_a_missing_field() -> None:
     fields = dict(FULL_HASH)
     del fields["func"]
     with pytest.raises(InvalidJob, match="'func'"):
+        from_fields(fields)
+
+
+DEEP = "[" * 200_000 + "]" * 200_000
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("args", DEEP),
+        ("kwargs", '{"a": ' + DEEP + "}"),
+        ("args", "{not json"),
+        ("args", '{"a": 1}'),
+        ("kwargs", "[1]"),
+        ("status", "sleeping"),
+        ("priority", "high"),
+        ("attempts", "9" * 5_000),
+        ("max_attempts", ""),
+        ("timeout_ms", "100000000000000000000"),
+        ("result_ttl_ms", "-100000000000000000000"),
+        ("enqueued_ms", "100000000000000000000"),
+        ("run_at_ms", "-100000000000000000000"),
+        ("started_ms", "1000000000000000"),
+        ("finished_ms", "253402300800000"),
+        ("unique_until_ms", "1e3"),
+        ("progress", "half"),
+        ("lost", "1.5"),
+    ],
+)
+def test_from_fields_names_the_bad_field_whatever_it_holds(
+    field: str, value: str
+) -> None:
+    with pytest.raises(InvalidJob, match=f"^Job 'j1' has a corrupt field '{field}'"):
+        from_fields({**FULL_HASH, field: value})
+
+
+@pytest.mark.parametrize("field", ["id", "queue", "args", "kwargs", "status"])
+def test_from_fields_names_each_required_field_that_is_missing(field: str) -> None:
+    fields = {name: v for name, v in FULL_HASH.items() if name != field}
+    with pytest.raises(InvalidJob, match=f"has no '{field}' field in Redis"):
         from_fields(fields)

@@ -69,7 +69,7 @@ def add(rj: RedisJobs, **options: int | str) -> str:
 
 def claimed(rj: RedisJobs, **options: int | str) -> str:
     job_id = add(rj, **options)
-    assert [c.job_id for c in rj.store.claim(Q, "w1", 10, NOW, LEASE_MS)] == [job_id]
+    assert [c.id for c in rj.store.claim(Q, "w1", 10, NOW, LEASE_MS)] == [job_id]
     return job_id
 
 
@@ -493,9 +493,7 @@ def test_claim_drops_a_cancelled_id_found_in_the_queue(redisjobs: RedisJobs) -> 
 
     got = redisjobs.store.claim(Q, "w1", 1, NOW, LEASE_MS)
     assert got == []
-    assert [c.job_id for c in redisjobs.store.claim(Q, "w1", 1, NOW, LEASE_MS)] == [
-        waiting
-    ]
+    assert [c.id for c in redisjobs.store.claim(Q, "w1", 1, NOW, LEASE_MS)] == [waiting]
     assert fields(redisjobs, cancelled)["status"] == "cancelled"
     assert members(redisjobs, "active") == [waiting]
 
@@ -537,7 +535,7 @@ def test_claim_order_follows_priority_then_fifo_with_at_front_heads(
 
     order = []
     while got := redisjobs.store.claim(Q, "w1", 1, NOW + 100, LEASE_MS):
-        order.append(names[got[0].job_id])
+        order.append(names[got[0].id])
 
     assert order == [
         "max",

@@ -2,7 +2,8 @@
 
 Under `maxmemory` with `noeviction` a claim still goes through (its pops free
 memory) while the writes of an outcome are refused. The refusal is injected here
-at `JobStore.finish`, with the error Redis gives, so the claims stay real.
+at `JobStore.finish`, as the error the store gives for it, so the claims stay
+real.
 """
 
 import logging
@@ -14,9 +15,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import redis
 
-from django_redisjobs import JobStatus
+from django_redisjobs import JobStatus, RedisUnavailable
 from django_redisjobs.queue import Outcome
 from tests import jobs
 from tests.faults import running
@@ -31,8 +31,10 @@ def finish_refused(worker: Any) -> Iterator[threading.Event]:
 
     def finish(outcomes: Sequence[Outcome], worker_id: str, now_ms: int) -> list[int]:
         if not memory_freed.is_set():
-            raise redis.exceptions.OutOfMemoryError(
-                "command not allowed when used memory > 'maxmemory'."
+            # What the store raises for Redis's OOM reply (its error contract).
+            raise RedisUnavailable(
+                "Could not record outcomes in Redis: command not allowed when "
+                "used memory > 'maxmemory'."
             )
         return real_finish(outcomes, worker_id, now_ms)
 

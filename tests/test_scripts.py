@@ -27,6 +27,7 @@ from django_redisjobs.job import (
     priority_score,
 )
 from django_redisjobs.queue import WORKER_LOST, EnqueueRequest, Outcome
+from django_redisjobs.queue.claims import claim_jobs_keys
 from django_redisjobs.scripts import SCRIPT_NAMES, Claimed, Recovered, load_source
 from tests.conftest import RedisJobs
 
@@ -105,7 +106,11 @@ def has_marker(rj: RedisJobs, queue: str = Q) -> bool:
 def claim(
     rj: RedisJobs, limit: int = 10, *, now_ms: int = NOW, worker: str = "w1"
 ) -> list[Claimed]:
-    return rj.store.claim(Q, worker, limit, now_ms, LEASE_MS)
+    """The script's own reply (`JobStore.claim` turns it into Jobs)."""
+    return rj.store.scripts.claim_jobs(
+        claim_jobs_keys(rj.prefix, Q),
+        [now_ms, now_ms + LEASE_MS, worker, limit, DEFAULT_PRIORITY_BOUND],
+    )
 
 
 def claim_ids(rj: RedisJobs, limit: int = 10, **options: int | str) -> list[str]:

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from django_redisjobs import InvalidCronEntry, InvalidJob, JobStatus, background
-from django_redisjobs.job import MAX_DURATION, enqueue_fields, from_fields
+from django_redisjobs.job import MAX_DURATION
+from django_redisjobs.job_hash import enqueue_fields, from_fields
 from tests import jobs
 
 EAGER = {"REDIS_URL": "redis://127.0.0.1:1/0", "EAGER": True}

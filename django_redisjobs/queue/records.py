@@ -40,14 +40,6 @@ class JobState(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Damaged:
-    """A claimed id whose hash cannot be run: gone, or not a valid job."""
-
-    job: Job  # what could be read: the claimed id and queue, func "?" if unknown
-    reason: InvalidJob | None  # None: the id had no hash (nothing to record)
-
-
-@dataclass(frozen=True, slots=True)
 class EnqueueRequest:
     """A job to store, plus where in the ready list it goes."""
 
@@ -71,6 +63,17 @@ class Cancelled(enum.IntEnum):
     ENDED = 1  # it was waiting; now it is cancelled
     REQUESTED = 2  # it is active; its cancel_requested flag is set
     ALREADY_FINISHED = 0  # it had ended; nothing changed
+
+
+@dataclass(frozen=True, slots=True)
+class Damaged:
+    """A claimed id whose hash cannot be run: gone, or not a valid job."""
+
+    # What could be read, enough to record the job's end: the claimed id and
+    # queue, `func` ("?" if unreadable), `attempts` (0 if unreadable) and
+    # max_attempts=1.
+    job: Job
+    reason: InvalidJob | None  # None: the id had no hash (nothing to record)
 
 
 @dataclass(frozen=True, slots=True)

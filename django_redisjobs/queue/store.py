@@ -1,17 +1,23 @@
-"""`JobStore`, assembled from its parts, and the process's shared instance."""
+"""`JobStore`, composed of its parts, and the process's shared instance."""
 
 from ..conf import get_settings
 from ..connection import get_connection
+from .claims import ClaimOps
+from .control import ControlOps
 from .cron_state import CronOps
-from .jobs import JobOps
+from .enqueueing import EnqueueOps
+from .reads import ReadOps
+from .recovery import RecoveryOps
 from .workers import WorkerOps
 
 
-class JobStore(JobOps, WorkerOps, CronOps):
+class JobStore(
+    EnqueueOps, ClaimOps, RecoveryOps, ReadOps, ControlOps, WorkerOps, CronOps
+):
     """Job storage in one Redis, under one key prefix.
 
-    Its parts live in sibling modules by who drives them (producers and handles,
-    workers, cron); each multi-key transition is one Lua script call.
+    Each part lives in a sibling module named for what it does to jobs (see the
+    package docstring); each multi-key transition is one Lua script call.
     """
 
 

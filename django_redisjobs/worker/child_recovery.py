@@ -33,12 +33,11 @@ from ..execution import (
 )
 from ..job import Job, JobStatus
 from ..policy import after_failure, retry_policy
-from ..queue import REDIS_ERRORS, JobStore, Outcome
+from ..queue import JobStore, Outcome
 from ..registry import FunctionSpec, Registry
 
 logger = logging.getLogger(__name__)
 
-_ERRORS = (*REDIS_ERRORS, RedisUnavailable)
 _BACKOFF_FIRST_S = 0.1
 _BACKOFF_MAX_S = 5.0
 
@@ -144,7 +143,7 @@ class ChildRecovery:
         for lost in self._pending:
             try:
                 self._record(lost)
-            except _ERRORS as err:
+            except RedisUnavailable as err:
                 logger.warning(
                     "redis unavailable while recovering jobs of worker id=%s, %s: %s",
                     lost.worker_id,

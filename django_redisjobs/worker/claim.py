@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from ..exceptions import RedisUnavailable
 from ..job import Job
-from ..queue import REDIS_ERRORS, Damaged, JobStore
+from ..queue import Damaged, JobStore
 from .config import WorkerConfig
 from .ledger import Ledger
 
@@ -30,7 +30,6 @@ _AVERAGE_WEIGHT = 0.1
 _SLOT_WAIT_S = 0.5
 
 Claimed = Job | Damaged
-STORE_ERRORS = (*REDIS_ERRORS, RedisUnavailable)
 
 
 class Prefetch:
@@ -122,7 +121,7 @@ class Claimer:
                     claimed += self._store.claim(
                         queue_name, self._worker_id, wanted, now_ms, self._lease_ms
                     )
-                except STORE_ERRORS:
+                except RedisUnavailable:
                     if not claimed:
                         raise
                     # Jobs claimed from earlier queues are leased to this worker:

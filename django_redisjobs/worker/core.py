@@ -33,14 +33,19 @@ import time
 from collections.abc import Callable
 
 from ..conf import Settings, get_settings
-from ..exceptions import InvalidJob, UnknownBackgroundFunction, WorkerCrashed
+from ..exceptions import (
+    InvalidJob,
+    RedisUnavailable,
+    UnknownBackgroundFunction,
+    WorkerCrashed,
+)
 from ..execution import AttemptResult, failed_before_running, log_attempt
 from ..job import Job, duration_ms, now_epoch_ms
 from ..queue import Damaged, JobState, JobStore, WorkerInfo, get_store
 from ..registry import FunctionSpec, Registry, registry
 from ..scheduler import Scheduler, SchedulerConfig
 from .backoff import Backoff
-from .claim import STORE_ERRORS, Claimed, Claimer, Handover
+from .claim import Claimed, Claimer, Handover
 from .config import WorkerConfig, default_worker_id
 from .ledger import Ledger, WorkerStats
 from .record import OutcomeRecorder
@@ -195,13 +200,13 @@ class Worker:
                 self._heartbeat.send()  # also adds the worker's queue names
                 self._warn_if_not_durable()
                 return
-            except STORE_ERRORS as err:
+            except RedisUnavailable as err:
                 backoff.wait(self.stop_signal.sleep_unless_stopping, err)
 
     def _warn_if_not_durable(self) -> None:
         try:
             persistence = self.store.persistence()
-        except STORE_ERRORS as err:
+        except RedisUnavailable as err:
             logger.warning("could not read redis persistence settings: %s", err)
             return
         for problem in persistence.problems():
@@ -232,7 +237,7 @@ class Worker:
             except Exception as err:
                 # An outage is waited out; anything else is logged with its
                 # traceback and tried again the same way (see supervision.py).
-                trace = not isinstance(err, STORE_ERRORS)
+                trace = not isinstance(err, RedisUnavailable)
                 backoff.wait(self.stop_signal.sleep_unless_stopping, err, trace=trace)
                 continue
             backoff.reset()
@@ -375,7 +380,7 @@ class Worker:
         self._account_for_held()
         try:
             self.store.unregister_worker(self.worker_id)
-        except STORE_ERRORS as err:
+        except RedisUnavailable as err:
             logger.warning("could not unregister worker id=%s: %s", self.worker_id, err)
 
     def _account_for_held(self) -> None:

@@ -15,9 +15,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..exceptions import RedisUnavailable
 from ..queue import JobStore, Outcome
 from .backoff import Backoff
-from .claim import STORE_ERRORS
 from .ledger import Ledger
 from .supervision import Spawn, StopSignal
 
@@ -95,7 +95,7 @@ class OutcomeRecorder:
         while outcomes:
             try:
                 codes = self._store.finish(outcomes, self._worker_id, self._clock())
-            except STORE_ERRORS as err:
+            except RedisUnavailable as err:
                 self.failing.set()
                 if self._stop.halted:
                     # Given up: their jobs stay in the ledger, and the worker's

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..exceptions import RedisUnavailable
 from ..queue import JobStore, WorkerInfo
 from ..scheduler import Scheduler
 from .backoff import Backoff
-from .claim import STORE_ERRORS
 from .ledger import Ledger
 from .run import ExecutorPool
 from .supervision import StopSignal
@@ -78,7 +78,7 @@ class Renewer:
     def _beat(self, now: int) -> bool:
         try:
             self._heartbeat.send()
-        except STORE_ERRORS as err:
+        except RedisUnavailable as err:
             self._beat_backoff.wait(self._stop.sleep_unless_halted, err)
             return False
         self._beat_backoff.reset()
@@ -89,7 +89,7 @@ class Renewer:
     def _tick(self, scheduler: Scheduler, now: int) -> None:
         try:
             self._next_tick = scheduler.tick(now)
-        except STORE_ERRORS as err:
+        except RedisUnavailable as err:
             self._next_tick = now + self._delay_ms(self._tick_backoff, err, False)
             return
         except Exception as err:

@@ -10,9 +10,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_redisjobs.conf import get_settings
-from django_redisjobs.exceptions import RedisJobsConfigurationError, WorkerCrashed
+from django_redisjobs.exceptions import (
+    RedisJobsConfigurationError,
+    RedisUnavailable,
+    WorkerCrashed,
+)
 from django_redisjobs.keys import is_safe_name
-from django_redisjobs.queue import REDIS_ERRORS, get_store
+from django_redisjobs.queue import get_store
 from django_redisjobs.registry import autodiscover, registry
 from django_redisjobs.worker import (
     Supervisor,
@@ -108,8 +112,8 @@ class Command(BaseCommand):
         except RedisJobsConfigurationError as err:
             raise CommandError(str(err)) from err
         try:
-            store.client.ping()
-        except REDIS_ERRORS as err:
+            store.ping()
+        except RedisUnavailable as err:
             raise CommandError(f"Redis is unreachable: {err}") from err
         if options["processes"] is not None:
             by_status = self._supervise(config, options)
