@@ -7,8 +7,10 @@ from `keys`.
 """
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -34,9 +36,43 @@ SCRIPT_NAMES = (
 )
 
 
-def load_source(name: str) -> str:
+PRELUDE = "_prelude"
+
+
+def load_file(name: str) -> str:
     """Return the text of `lua/<name>.lua` shipped in the package."""
     return (resources.files(__package__) / "lua" / f"{name}.lua").read_text("utf-8")
+
+
+@cache
+def load_source(name: str) -> str:
+    """Return the text Redis runs for script `name`: the prelude's helpers, then
+    the script's file. Static text, so its SHA is the same in every process."""
+    return load_file(PRELUDE) + load_file(name)
+
+
+@cache
+def prelude_lines() -> int:
+    """How many lines of a script's text come before its file's first line."""
+    return load_file(PRELUDE).count("\n")
+
+
+_SCRIPT_LINE = re.compile(r"@user_script:(\d+)")
+
+
+def located(err: ResponseError, name: str) -> ResponseError:
+    """Add the file and line of a script error to its message, in place.
+
+    Redis gives the line in the text it ran, which starts with the prelude.
+    """
+    match = _SCRIPT_LINE.search(str(err))
+    if match is not None and err.args:
+        line = int(match[1]) - prelude_lines()
+        where = (
+            f"{name}.lua line {line}" if line > 0 else f"{PRELUDE}.lua line {match[1]}"
+        )
+        err.args = (f"{err.args[0]} ({where})", *err.args[1:])
+    return err
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +163,19 @@ class Scripts:
             name: client.register_script(load_source(name)) for name in SCRIPT_NAMES
         }
         self._by_sha = {script.sha: script for script in self._scripts.values()}
+        self._names = {script.sha: name for name, script in self._scripts.items()}
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         script = self._scripts[name]
         try:
-            return self._evalsha(script.sha, keys, args)
-        except NoScriptError:
-            # The server lost its script cache; redis-py's call loads it again.
-            return script(keys=keys, args=args)
+            try:
+                return self._evalsha(script.sha, keys, args)
+            except NoScriptError:
+                # The server lost its script cache; redis-py's call loads it again.
+                return script(keys=keys, args=args)
+        except ResponseError as err:
+            located(err, name)
+            raise
 
     def _evalsha(self, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """One EVALSHA on a connection of our own, without redis-py's command layer.
@@ -203,11 +244,16 @@ class Scripts:
             raise
         finally:
             self._connections.put_back(conn)
-        if isinstance(second, NoScriptError):
-            second = script(keys=keys, args=args)
-        for reply in (first, second):
-            if isinstance(reply, ResponseError):
-                raise reply
+        if isinstance(first, ResponseError):
+            raise first
+        try:
+            if isinstance(second, NoScriptError):
+                second = script(keys=keys, args=args)
+            if isinstance(second, ResponseError):
+                raise second
+        except ResponseError as err:
+            located(err, name)
+            raise
         return first, second
 
     def queue_in(
@@ -237,6 +283,8 @@ class Scripts:
                 replies[index] = self._by_sha[sha](
                     keys=rest[:numkeys], args=rest[numkeys:]
                 )
+            elif isinstance(reply, ResponseError) and calls[index][0] == "EVALSHA":
+                raise located(reply, self._names[calls[index][1]])
             elif isinstance(reply, Exception):
                 raise reply
         return replies

@@ -15,6 +15,7 @@ from importlib import resources
 import pytest
 from redis.client import PubSub
 from redis.crc import key_slot
+from redis.exceptions import ResponseError
 
 from django_redisjobs import keys
 from django_redisjobs.job import (
@@ -27,7 +28,14 @@ from django_redisjobs.job import (
     priority_score,
 )
 from django_redisjobs.queue import WORKER_LOST, EnqueueRequest, Outcome
-from django_redisjobs.scripts import SCRIPT_NAMES, Claimed, Recovered, load_source
+from django_redisjobs.scripts import (
+    PRELUDE,
+    SCRIPT_NAMES,
+    Claimed,
+    Recovered,
+    load_file,
+    load_source,
+)
 from tests.conftest import RedisJobs
 
 NOW = 1_700_000_000_000
@@ -159,13 +167,13 @@ def next_published(rj: RedisJobs, pubsub: PubSub, job_id: str) -> str:
 # -- loading ------------------------------------------------------------------
 
 
-def test_every_lua_file_in_the_package_has_a_wrapper_name() -> None:
+def test_every_lua_file_in_the_package_is_a_wrapped_script_or_the_prelude() -> None:
     shipped = {
         entry.name.removesuffix(".lua")
         for entry in (resources.files("django_redisjobs") / "lua").iterdir()
         if entry.name.endswith(".lua")
     }
-    assert shipped == set(SCRIPT_NAMES)
+    assert shipped == {*SCRIPT_NAMES, PRELUDE}
 
 
 @pytest.mark.parametrize("name", SCRIPT_NAMES)
@@ -173,7 +181,8 @@ def test_script_loads_through_importlib_resources_and_redis_accepts_it(
     redisjobs: RedisJobs, name: str
 ) -> None:
     source = load_source(name)
-    assert source.startswith(f"-- {name}.lua: ")
+    assert source == load_file(PRELUDE) + load_file(name)
+    assert load_file(name).startswith(f"-- {name}.lua: ")
     sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
     assert redisjobs.client.script_load(source) == sha
     assert redisjobs.client.script_exists(sha) == [True]
@@ -188,17 +197,53 @@ def test_script_sha_is_stable_for_the_same_text(
     assert first.sha == second.sha == redisjobs.client.script_load(load_source(name))
 
 
+def _header_and_body(text: str) -> tuple[str, str]:
+    lines = text.splitlines()
+    header_end = next(i for i, line in enumerate(lines) if not line.startswith("--"))
+    return "\n".join(lines[:header_end]), "\n".join(lines[header_end:])
+
+
 @pytest.mark.parametrize("name", SCRIPT_NAMES)
 def test_script_header_documents_every_key_and_argv_it_reads(name: str) -> None:
-    source = load_source(name)
-    lines = source.splitlines()
-    header_end = next(i for i, line in enumerate(lines) if not line.startswith("--"))
-    header, body = "\n".join(lines[:header_end]), "\n".join(lines[header_end:])
+    header, body = _header_and_body(load_file(name))
     for kind in ("KEYS", "ARGV"):
         used = set(re.findall(rf"{kind}\[(\d+)\]", body))
         documented = set(re.findall(rf"^-- {kind}\[(\d+)\]", header, re.M))
         assert used <= documented, f"{name}: undocumented {kind} {used - documented}"
     assert "Returns" in header
+
+
+def test_prelude_helpers_read_no_keys_or_argv_and_define_no_globals() -> None:
+    header, body = _header_and_body(load_file(PRELUDE))
+    assert header.startswith(f"-- {PRELUDE}.lua: ")
+    assert not re.search(r"\b(KEYS|ARGV)\b", body)
+    # Redis refuses a script that sets a global; every helper is local.
+    assert not re.search(r"^function ", body, re.M)
+
+
+def test_no_script_defines_what_the_prelude_defines() -> None:
+    helpers = re.findall(r"^local function (\w+)", load_file(PRELUDE), re.M)
+    assert {"push_ready", "release_unique"} <= set(helpers)
+    for name in SCRIPT_NAMES:
+        defined = re.findall(r"local function (\w+)", load_file(name))
+        assert not set(defined) & set(helpers), name
+
+
+def test_a_script_error_names_the_script_file_and_its_line(
+    redisjobs: RedisJobs,
+) -> None:
+    p = redisjobs.prefix
+    redisjobs.client.set(key(redisjobs, "ready"), "not a list")
+    with pytest.raises(ResponseError, match="WRONGTYPE") as raised:
+        redisjobs.store.scripts.claim_jobs(
+            [key(redisjobs, k) for k in ("ready", "prioritized", "active", "marker")]
+            + [keys.job_prefix(p, Q)],
+            [NOW, NOW + LEASE_MS, "w1", 10, DEFAULT_PRIORITY_BOUND],
+        )
+    match = re.search(r"\(claim_jobs\.lua line (\d+)\)$", str(raised.value))
+    assert match is not None, str(raised.value)
+    failed_line = load_file("claim_jobs").splitlines()[int(match[1]) - 1]
+    assert "KEYS[1]" in failed_line
 
 
 def test_wrappers_run_again_after_the_server_forgets_its_scripts(

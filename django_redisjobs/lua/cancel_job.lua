@@ -36,11 +36,7 @@ if status == 'active' then
     return 2
 end
 if status == 'queued' then
-    if tonumber(job[2]) then
-        redis.call('ZREM', KEYS[3], job_id)
-    else
-        redis.call('LREM', KEYS[2], 1, job_id)
-    end
+    pull_ready(KEYS[2], KEYS[3], job_id, job[2])
 elseif status == 'scheduled' or status == 'retrying' then
     redis.call('ZREM', KEYS[4], job_id)
 else
@@ -56,21 +52,6 @@ if ttl_ms <= 0 then
     ttl_ms = tonumber(ARGV[3])
 end
 redis.call('PEXPIRE', KEYS[1], ttl_ms)
-
-if job[4] and job[4] ~= '' then
-    local lock = KEYS[6] .. job[4]
-    if redis.call('GET', lock) == job_id then
-        local until_ms = tonumber(job[5]) or 0
-        if until_ms > now_ms then
-            -- The unique_for window outlives the job: keep both until it closes.
-            redis.call('PEXPIREAT', lock, until_ms)
-            if ttl_ms < until_ms - now_ms then
-                redis.call('PEXPIREAT', KEYS[1], until_ms)
-            end
-        else
-            redis.call('DEL', lock)
-        end
-    end
-end
+release_unique(KEYS[6], job[4], KEYS[1], job_id, job[5], now_ms)
 redis.call('PUBLISH', ARGV[4], 'cancelled')
 return 1

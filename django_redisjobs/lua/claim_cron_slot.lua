@@ -64,12 +64,7 @@ while i <= #ARGV do
         fields[#fields + 1] = 'queued'
         redis.call('HSET', job_key, unpack(fields))
         local score = score_at and ARGV[i + score_at] or ''
-        if score ~= '' then
-            -- A non-default priority needs ordering by score, not by arrival.
-            redis.call('ZADD', KEYS[3], score, job_id)
-        else
-            redis.call('RPUSH', KEYS[2], job_id)
-        end
+        push_ready(KEYS[2], KEYS[3], job_id, score, false)
         out[#out + 1] = job_id
         last_fired = fire_ms
     end

@@ -84,14 +84,8 @@ local function store(i, job_id, job_key, unique_key)
         -- Not ready yet: promote_due.lua moves it when run_at_ms passes.
         redis.call('ZADD', KEYS[3], run_at_ms, job_id)
         return false
-    elseif score ~= '' then
-        -- A non-default priority needs ordering by score, not by arrival.
-        redis.call('ZADD', KEYS[2], score, job_id)
-    elseif ARGV[i] == '1' then
-        redis.call('LPUSH', KEYS[1], job_id)
-    else
-        redis.call('RPUSH', KEYS[1], job_id)
     end
+    push_ready(KEYS[1], KEYS[2], job_id, score, ARGV[i] == '1')
     return true
 end
 

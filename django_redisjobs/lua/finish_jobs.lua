@@ -41,28 +41,6 @@ local wake = false
 local unleased = {}
 local finished = {}
 
--- Release the job's unique lock if it still holds it, keeping its window.
-local function release_unique(job_key, job_id, unique_key, unique_until_ms)
-    if not unique_key or unique_key == '' then
-        return
-    end
-    local lock = KEYS[10] .. unique_key
-    if redis.call('GET', lock) ~= job_id then
-        -- A stale lock was taken over by a newer job; it is not ours to drop.
-        return
-    end
-    local until_ms = tonumber(unique_until_ms) or 0
-    if until_ms > now_ms then
-        redis.call('PEXPIREAT', lock, until_ms)
-        -- Keep the job readable for as long as its lock can name it.
-        if redis.call('PEXPIRETIME', job_key) < until_ms then
-            redis.call('PEXPIREAT', job_key, until_ms)
-        end
-    else
-        redis.call('DEL', lock)
-    end
-end
-
 -- End a job: `fields` (name, value pairs) are written with its status in one HSET;
 -- `held` is what the job's HMGET read (see below).
 local function ended(job_key, job_id, status, ttl_ms, finished_set, fields, held)
@@ -85,7 +63,7 @@ local function ended(job_key, job_id, status, ttl_ms, finished_set, fields, held
     if ttl > 0 then
         redis.call('PEXPIRE', job_key, ttl)
     end
-    release_unique(job_key, job_id, held[6], held[7])
+    release_unique(KEYS[10], held[6], job_key, job_id, held[7], now_ms)
     redis.call('PUBLISH', channel_prefix .. job_id, status)
 end
 
@@ -127,12 +105,7 @@ while i <= #ARGV do
             -- requeued: the worker stopped before the job ended; no attempt is used.
             redis.call('HSET', job_key, 'status', 'queued', 'worker', '',
                 'attempts', tonumber(attempt) - 1)
-            local score = tonumber(held[4])
-            if score then
-                redis.call('ZADD', KEYS[7], score, job_id)
-            else
-                redis.call('LPUSH', KEYS[6], job_id)
-            end
+            push_ready(KEYS[6], KEYS[7], job_id, held[4], true)
             wake = true
         end
         results[#results + 1] = 1

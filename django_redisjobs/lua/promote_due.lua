@@ -19,15 +19,9 @@ for _, job_id in ipairs(due) do
     local job_key = KEYS[5] .. job_id
     redis.call('ZREM', KEYS[1], job_id)
     local held = redis.call('HMGET', job_key, 'status', 'score')
-    local score = held[2]
     if held[1] ~= false then
         redis.call('HSET', job_key, 'status', 'queued')
-        -- tonumber also sends a corrupt score to the plain list, not to an error.
-        if tonumber(score) then
-            redis.call('ZADD', KEYS[3], tonumber(score), job_id)
-        else
-            redis.call('RPUSH', KEYS[2], job_id)
-        end
+        push_ready(KEYS[2], KEYS[3], job_id, held[2], false)
         moved = moved + 1
     end
 end

@@ -52,34 +52,11 @@ end
 local requeued, dead = 0, 0
 local ids = {}
 
--- Release the job's unique lock if it still holds it, keeping its window.
-local function release_unique(job_key, job_id)
-    local unique = redis.call('HMGET', job_key, 'unique_key', 'unique_until_ms')
-    if not unique[1] or unique[1] == '' then
-        return
-    end
-    local lock = KEYS[8] .. unique[1]
-    if redis.call('GET', lock) ~= job_id then
-        -- A stale lock was taken over by a newer job; it is not ours to drop.
-        return
-    end
-    local until_ms = tonumber(unique[2]) or 0
-    if until_ms > now_ms then
-        redis.call('PEXPIREAT', lock, until_ms)
-        -- Keep the job readable for as long as its lock can name it.
-        if redis.call('PEXPIRETIME', job_key) < until_ms then
-            redis.call('PEXPIREAT', job_key, until_ms)
-        end
-    else
-        redis.call('DEL', lock)
-    end
-end
-
-local function ended(job_key, job_id, status, ttl_ms, finished_set)
+local function ended(job_key, job_id, job, status, ttl_ms, finished_set)
     redis.call('HSET', job_key, 'status', status, 'finished_ms', now_ms)
     redis.call('ZADD', finished_set, now_ms, job_id)
     redis.call('PEXPIRE', job_key, ttl_ms)
-    release_unique(job_key, job_id)
+    release_unique(KEYS[8], job[8], job_key, job_id, job[9], now_ms)
     redis.call('PUBLISH', ARGV[4] .. job_id, status)
 end
 
@@ -114,18 +91,14 @@ local function take_back(job_key, job_id, job)
         if ttl_ms <= 0 then
             ttl_ms = ARGV[6]
         end
-        ended(job_key, job_id, 'cancelled', ttl_ms, KEYS[7])
+        ended(job_key, job_id, job, 'cancelled', ttl_ms, KEYS[7])
     elseif attempts >= max_attempts then
         -- Out of attempts: a job that kills its worker every time ends here.
-        ended(job_key, job_id, 'dead', ARGV[3], KEYS[4])
+        ended(job_key, job_id, job, 'dead', ARGV[3], KEYS[4])
         dead = dead + 1
     else
         redis.call('HSET', job_key, 'status', 'queued')
-        if tonumber(job[4]) then
-            redis.call('ZADD', KEYS[3], tonumber(job[4]), job_id)
-        else
-            redis.call('LPUSH', KEYS[2], job_id)
-        end
+        push_ready(KEYS[2], KEYS[3], job_id, job[4], true)
         requeued = requeued + 1
     end
     ids[#ids + 1] = job_id
@@ -134,7 +107,8 @@ end
 for _, job_id in ipairs(candidates) do
     local job_key = KEYS[6] .. job_id
     local job = redis.call('HMGET', job_key, 'attempts', 'max_attempts', 'worker',
-        'score', 'cancel_requested', 'result_ttl_ms', 'status')
+        'score', 'cancel_requested', 'result_ttl_ms', 'status', 'unique_key',
+        'unique_until_ms')
     if is_lost(job_id, job[3], job[7]) then
         redis.call('ZREM', KEYS[1], job_id)
         -- EXISTS, not a present field: a hash missing 'attempts' is not stranded.
