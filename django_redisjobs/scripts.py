@@ -6,6 +6,7 @@ convert the flat replies into Python values; key names are built by the caller
 from `keys`.
 """
 
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from redis.exceptions import (
     ResponseError,
     TimeoutError,
 )
+
+logger = logging.getLogger(__name__)
 
 SCRIPT_NAMES = (
     "enqueue_jobs",
@@ -77,7 +80,8 @@ def located(err: ResponseError, name: str) -> ResponseError:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """An id taken off a queue by `claim_jobs`; no `fields` if its hash was gone."""
+    """An id taken off a queue by `claim_jobs`; no `fields` if its hash was gone
+    (or its key held another type)."""
 
     job_id: str
     fields: dict[str, str]
@@ -350,12 +354,30 @@ def parse_enqueued(reply: Sequence[Any]) -> list[int | str]:
 
 
 def parse_claimed(reply: Sequence[Any]) -> list[Claimed]:
-    """Split claim_jobs' flat reply: id, N, then N alternating names and values."""
+    """Split claim_jobs' flat reply: id, N, then N alternating names and values.
+
+    An id whose key is not a hash (N = -1, then the reason) is logged and comes
+    back like an id without a hash: `Claimed(job_id, {})`.
+    """
     claimed: list[Claimed] = []
     pos = 0
     while pos < len(reply):
         job_id, count = str(reply[pos]), int(reply[pos + 1])
+        if count < 0:
+            _log_set_aside("claim_jobs", job_id, reply[pos + 2])
+            claimed.append(Claimed(job_id, {}))
+            pos += 3
+            continue
         flat = reply[pos + 2 : pos + 2 + count]
         claimed.append(Claimed(job_id, dict(zip(flat[::2], flat[1::2], strict=True))))
         pos += 2 + count
     return claimed
+
+
+def _log_set_aside(script: str, job_id: str, reason: str) -> None:
+    logger.warning(
+        "set aside a damaged job id script=%s job id=%s reason=%s",
+        script,
+        job_id,
+        reason,
+    )

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import hashlib
 import inspect
+import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -603,6 +604,61 @@ def test_claim_with_corrupt_attempts_field_still_leases_the_job(
     assert claimed.fields["attempts"] == "1"
     assert stored(redisjobs, job_id)["status"] == "active"
     assert [m for m, _ in zset(redisjobs, "active")] == [job_id]
+
+
+def test_claim_sets_aside_a_wrong_type_job_key_and_leases_the_jobs_around_it(
+    redisjobs: RedisJobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, damaged, second, odd = add(redisjobs, 4)
+    (low,) = add(redisjobs, priority=-1)
+    redisjobs.client.delete(job_key(redisjobs, damaged))
+    redisjobs.client.rpush(job_key(redisjobs, damaged), "not", "a", "hash")
+    redisjobs.client.hset(job_key(redisjobs, odd), "attempts", "nan")
+    # A score Redis accepts (it refuses NaN): it ranks below every priority.
+    redisjobs.client.zadd(key(redisjobs, "prioritized"), {low: float("inf")})
+
+    with caplog.at_level(logging.WARNING, "django_redisjobs.scripts"):
+        claimed = claim(redisjobs)
+
+    assert [c.job_id for c in claimed] == [first, damaged, second, odd, low]
+    assert claimed[1] == Claimed(damaged, {})
+    assert claimed[3].fields["attempts"] == "1"
+    assert {m for m, _ in zset(redisjobs, "active")} == {first, second, odd, low}
+    for job_id in (first, second, odd, low):
+        assert stored(redisjobs, job_id)["status"] == "active"
+    assert ready(redisjobs) == [] and zset(redisjobs, "prioritized") == []
+    # The damaged key is left for a person to look at, and said so.
+    assert redisjobs.client.lrange(job_key(redisjobs, damaged), 0, -1) == [
+        "not",
+        "a",
+        "hash",
+    ]
+    (record,) = caplog.records
+    assert damaged in record.getMessage()
+    assert "holds a list, not a hash" in record.getMessage()
+
+
+def test_claim_with_a_wrong_type_active_key_fails_before_any_job_moves(
+    redisjobs: RedisJobs,
+) -> None:
+    ids = add(redisjobs, 3)
+    (high,) = add(redisjobs, priority=5)
+    before = {job_id: stored(redisjobs, job_id) for job_id in [*ids, high]}
+    redisjobs.client.set(key(redisjobs, "active"), "not a zset")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        claim(redisjobs)
+    assert ready(redisjobs) == ids
+    assert [m for m, _ in zset(redisjobs, "prioritized")] == [high]
+    assert {job_id: stored(redisjobs, job_id) for job_id in [*ids, high]} == before
+
+
+def test_claim_takes_an_id_listed_twice_once(redisjobs: RedisJobs) -> None:
+    (job_id,) = add(redisjobs)
+    redisjobs.client.rpush(key(redisjobs, "ready"), job_id)
+    (claimed,) = claim(redisjobs)
+    assert claimed.fields["attempts"] == "1"
+    assert ready(redisjobs) == []
+    assert not has_marker(redisjobs)
 
 
 # -- finish_jobs --------------------------------------------------------------

@@ -6,7 +6,10 @@
 -- names the script file and its own line in the error it raises. A script's own
 -- text starts at its header line "-- <name>.lua: ...".
 --
--- Helpers take every key they touch as a parameter and read no KEYS or ARGV.
+-- Helpers take every key they touch as a parameter and read no KEYS or ARGV. They
+-- never fail on damaged data (a stored field that is not a number, a job key of the
+-- wrong type): stored values go through as_int, keys of unknown type through
+-- redis.pcall.
 
 -- The integer a stored value holds, or nil when it is absent, not a whole number,
 -- or beyond +-2^53. Lua's tonumber accepts "nan" and "inf"; Redis rejects NaN as
@@ -18,6 +21,31 @@ local function as_int(value)
         return n
     end
     return nil
+end
+
+-- Read a job's hash with `command` (HMGET or HGETALL) and `...`. Returns the
+-- reply, or nil and a reason when the key holds another type: a key a script
+-- cannot use, which it sets aside instead of failing part-way.
+local function read_job(command, job_key, ...)
+    local reply = redis.pcall(command, job_key, ...)
+    if reply.err then
+        local kind = redis.call('TYPE', job_key).ok
+        return nil, 'its key holds a ' .. kind .. ', not a hash'
+    end
+    return reply
+end
+
+-- Fail, before the caller changes anything, unless each key is missing or of its
+-- type: `...` alternates key and type ('list', 'zset', 'hash').
+local function check_types(...)
+    local given = {...}
+    for i = 1, #given, 2 do
+        local kind = redis.call('TYPE', given[i]).ok
+        if kind ~= 'none' and kind ~= given[i + 1] then
+            error({err = 'WRONGTYPE ' .. given[i] .. ' holds a ' .. kind
+                .. ', not a ' .. given[i + 1]})
+        end
+    end
 end
 
 -- Make a job ready: into the prioritized zset when its stored `score` is a whole
