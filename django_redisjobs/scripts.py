@@ -307,8 +307,10 @@ class Scripts:
         return parse_codes(self._run("finish_jobs", keys, args))
 
     def promote_due(self, keys: Sequence[str], args: Sequence[Any]) -> tuple[int, int]:
-        """Make due jobs ready; (moved, next due ms or -1)."""
-        moved, next_due = self._run("promote_due", keys, args)
+        """Make due jobs ready; (moved, next due ms or -1). Ids set aside as
+        damaged are logged."""
+        moved, next_due, *set_aside = self._run("promote_due", keys, args)
+        _log_set_aside_pairs("promote_due", set_aside)
         return int(moved), int(next_due)
 
     def cancel_job(self, keys: Sequence[str], args: Sequence[Any]) -> int:
@@ -372,6 +374,11 @@ def parse_claimed(reply: Sequence[Any]) -> list[Claimed]:
         claimed.append(Claimed(job_id, dict(zip(flat[::2], flat[1::2], strict=True))))
         pos += 2 + count
     return claimed
+
+
+def _log_set_aside_pairs(script: str, pairs: Sequence[Any]) -> None:
+    for job_id, reason in zip(pairs[::2], pairs[1::2], strict=True):
+        _log_set_aside(script, str(job_id), str(reason))
 
 
 def _log_set_aside(script: str, job_id: str, reason: str) -> None:

@@ -928,6 +928,56 @@ def test_promote_makes_a_retrying_job_queued_again(redisjobs: RedisJobs) -> None
     assert ready(redisjobs) == [job_id]
 
 
+def test_promote_sets_aside_a_wrong_type_job_key_and_moves_the_jobs_around_it(
+    redisjobs: RedisJobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, damaged, nan_score, last = _scheduled(
+        redisjobs, NOW + 1, NOW + 2, NOW + 3, NOW + 4
+    )
+    redisjobs.client.delete(job_key(redisjobs, damaged))
+    redisjobs.client.set(job_key(redisjobs, damaged), "not a hash")
+    # Redis refuses NaN as a score, but a score field in the hash can say it.
+    redisjobs.client.hset(job_key(redisjobs, nan_score), "score", "nan")
+
+    with caplog.at_level(logging.WARNING, "django_redisjobs.scripts"):
+        assert redisjobs.store.promote_due(Q, NOW + 10, 10) == (3, -1)
+
+    assert ready(redisjobs) == [first, nan_score, last]
+    for job_id in (first, nan_score, last):
+        assert stored(redisjobs, job_id)["status"] == "queued"
+    assert zset(redisjobs, "scheduled") == []
+    assert redisjobs.client.get(job_key(redisjobs, damaged)) == "not a hash"
+    (record,) = caplog.records
+    assert damaged in record.getMessage()
+    assert "holds a string, not a hash" in record.getMessage()
+
+
+def test_promote_reports_no_next_due_time_for_an_infinite_score(
+    redisjobs: RedisJobs,
+) -> None:
+    never, *at_once = _scheduled(redisjobs, NOW + 1, NOW + 2, NOW + 3)
+    scheduled = key(redisjobs, "scheduled")
+    infinite = {never: float("inf")} | dict.fromkeys(at_once, float("-inf"))
+    redisjobs.client.zadd(scheduled, infinite)
+    # -inf is due at once; left behind by the limit, it is due now (not an
+    # integer overflow), and +inf is never due.
+    assert redisjobs.store.promote_due(Q, NOW, 1) == (1, NOW)
+    assert redisjobs.store.promote_due(Q, NOW, 10) == (1, -1)
+    assert ready(redisjobs) == at_once
+    assert zset(redisjobs, "scheduled") == [(never, float("inf"))]
+
+
+def test_promote_with_a_wrong_type_ready_key_fails_before_anything_moves(
+    redisjobs: RedisJobs,
+) -> None:
+    ids = _scheduled(redisjobs, NOW + 1, NOW + 2)
+    redisjobs.client.set(key(redisjobs, "ready"), "not a list")
+    with pytest.raises(ResponseError, match="WRONGTYPE .*ready holds a string"):
+        redisjobs.store.promote_due(Q, NOW + 10, 10)
+    assert [m for m, _ in zset(redisjobs, "scheduled")] == ids
+    assert {stored(redisjobs, i)["status"] for i in ids} == {"scheduled"}
+
+
 # -- recover_expired ----------------------------------------------------------
 
 
