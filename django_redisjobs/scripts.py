@@ -318,9 +318,11 @@ class Scripts:
         return int(self._run("cancel_job", keys, args))
 
     def recover_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> Recovered:
-        """Take back jobs of a gone worker; counts and the ids."""
-        reply = self._run("recover_jobs", keys, args)
-        return Recovered(int(reply[0]), int(reply[1]), [str(i) for i in reply[2:]])
+        """Take back jobs of a gone worker; counts and the ids. Ids set aside as
+        damaged are logged."""
+        requeued, dead, count, *rest = self._run("recover_jobs", keys, args)
+        _log_set_aside_pairs("recover_jobs", rest[count:])
+        return Recovered(int(requeued), int(dead), [str(i) for i in rest[:count]])
 
     def claim_cron_slot(self, keys: Sequence[str], args: Sequence[Any]) -> CronClaim:
         """Claim fire times of one cron entry; the old watermark and stored ids."""

@@ -1065,3 +1065,36 @@ def test_recover_drops_ids_whose_hash_is_gone_from_active(
     assert zset(redisjobs, "active") == []
     assert ready(redisjobs) == []
     assert not has_marker(redisjobs)
+
+
+def test_recover_sets_aside_a_wrong_type_job_key_and_takes_back_the_others(
+    redisjobs: RedisJobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, damaged, nan_score = add(redisjobs, 3)
+    claim(redisjobs)
+    redisjobs.client.delete(job_key(redisjobs, damaged))
+    redisjobs.client.sadd(job_key(redisjobs, damaged), "not a hash")
+    redisjobs.client.hset(job_key(redisjobs, nan_score), "score", "nan")
+
+    with caplog.at_level(logging.WARNING, "django_redisjobs.scripts"):
+        recovered = recover(redisjobs, NOW + LEASE_MS + 1)
+
+    assert recovered == Recovered(2, 0, [first, nan_score])
+    assert ready(redisjobs) == [nan_score, first]  # each to the head, in turn
+    assert zset(redisjobs, "active") == []
+    assert redisjobs.client.smembers(job_key(redisjobs, damaged)) == {"not a hash"}
+    (record,) = caplog.records
+    assert damaged in record.getMessage()
+    assert "holds a set, not a hash" in record.getMessage()
+
+
+def test_recover_with_a_wrong_type_dead_key_fails_before_anything_moves(
+    redisjobs: RedisJobs,
+) -> None:
+    job_id = _claimed(redisjobs, max_attempts=1)
+    before = stored(redisjobs, job_id)
+    redisjobs.client.set(key(redisjobs, "dead"), "not a zset")
+    with pytest.raises(ResponseError, match="WRONGTYPE .*dead holds a string"):
+        recover(redisjobs, NOW + LEASE_MS + 1)
+    assert zset(redisjobs, "active") == [(job_id, NOW + LEASE_MS)]
+    assert stored(redisjobs, job_id) == before
