@@ -19,6 +19,7 @@ from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
 from django_redisjobs import keys
+from django_redisjobs.exceptions import JobDoesNotExist
 from django_redisjobs.job import (
     DEFAULT_PRIORITY_BOUND,
     ENQUEUE_FIELDS,
@@ -28,7 +29,7 @@ from django_redisjobs.job import (
     new_job_id,
     priority_score,
 )
-from django_redisjobs.queue import WORKER_LOST, EnqueueRequest, Outcome
+from django_redisjobs.queue import WORKER_LOST, Cancelled, EnqueueRequest, Outcome
 from django_redisjobs.scripts import (
     PRELUDE,
     SCRIPT_NAMES,
@@ -1097,4 +1098,38 @@ def test_recover_with_a_wrong_type_dead_key_fails_before_anything_moves(
     with pytest.raises(ResponseError, match="WRONGTYPE .*dead holds a string"):
         recover(redisjobs, NOW + LEASE_MS + 1)
     assert zset(redisjobs, "active") == [(job_id, NOW + LEASE_MS)]
+    assert stored(redisjobs, job_id) == before
+
+
+# -- cancel_job -----------------------------------------------------------------
+
+
+def test_cancel_of_a_wrong_type_job_key_finds_no_job_and_changes_nothing(
+    redisjobs: RedisJobs,
+) -> None:
+    first, damaged, nan_score = add(redisjobs, 3)
+    redisjobs.client.delete(job_key(redisjobs, damaged))
+    redisjobs.client.set(job_key(redisjobs, damaged), "not a hash")
+    # In the list (default priority), whatever its score field says now.
+    redisjobs.client.hset(job_key(redisjobs, nan_score), "score", "nan")
+
+    with pytest.raises(JobDoesNotExist):
+        redisjobs.store.cancel(damaged, Q, NOW)
+    assert redisjobs.store.cancel(nan_score, Q, NOW) == Cancelled.ENDED
+
+    assert ready(redisjobs) == [first, damaged]
+    assert redisjobs.client.get(job_key(redisjobs, damaged)) == "not a hash"
+    assert stored(redisjobs, nan_score)["status"] == "cancelled"
+    assert zset(redisjobs, "cancelled") == [(nan_score, NOW)]
+
+
+def test_cancel_with_a_wrong_type_cancelled_key_fails_before_anything_changes(
+    redisjobs: RedisJobs,
+) -> None:
+    (job_id,) = add(redisjobs)
+    before = stored(redisjobs, job_id)
+    redisjobs.client.set(key(redisjobs, "cancelled"), "not a zset")
+    with pytest.raises(ResponseError, match="WRONGTYPE .*cancelled holds a string"):
+        redisjobs.store.cancel(job_id, Q, NOW)
+    assert ready(redisjobs) == [job_id]
     assert stored(redisjobs, job_id) == before

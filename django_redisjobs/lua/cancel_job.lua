@@ -18,17 +18,27 @@
 -- cancelled (out of every queue structure, in the cancelled zset, with a TTL, its
 -- unique lock released as finish_jobs.lua does); 2 the job is active, and its
 -- cancel_requested field is now "1" for the job and its worker to honour; 0 the job
--- had already ended (nothing changes); -1 there is no such job.
+-- had already ended (nothing changes); -1 there is no such job, or its key holds
+-- another type (nothing changes: no job can be read from it).
 -- LREM makes cancelling a default-priority queued job O(N) in the ready list's
 -- length; the other cases are O(log N).
+--
+-- Fails: a queue key (KEYS[2] to KEYS[5]) of the wrong type, which only a hand
+-- write makes, raises WRONGTYPE before anything changes: the job is read and the
+-- keys it will write are type-checked first. A field that is not a whole number
+-- (score, result_ttl_ms, unique_until_ms) counts as absent; a unique lock of the
+-- wrong type is left alone.
 
 local job_id = ARGV[1]
 local now_ms = tonumber(ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then
     return -1
 end
-local job = redis.call('HMGET', KEYS[1], 'status', 'score', 'result_ttl_ms',
+local job = read_job('HMGET', KEYS[1], 'status', 'score', 'result_ttl_ms',
     'unique_key', 'unique_until_ms')
+if not job then
+    return -1
+end
 local status = job[1]
 if status == 'active' then
     -- Only the job's own code can stop it; the worker checks before it starts.
@@ -36,8 +46,10 @@ if status == 'active' then
     return 2
 end
 if status == 'queued' then
+    check_types(KEYS[2], 'list', KEYS[3], 'zset', KEYS[5], 'zset')
     pull_ready(KEYS[2], KEYS[3], job_id, job[2])
 elseif status == 'scheduled' or status == 'retrying' then
+    check_types(KEYS[4], 'zset', KEYS[5], 'zset')
     redis.call('ZREM', KEYS[4], job_id)
 else
     -- succeeded, dead or cancelled: an ended job stays as it ended.
@@ -47,7 +59,7 @@ end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_ms', now_ms,
     'cancel_requested', '1')
 redis.call('ZADD', KEYS[5], now_ms, job_id)
-local ttl_ms = tonumber(job[3]) or 0
+local ttl_ms = as_int(job[3]) or 0
 if ttl_ms <= 0 then
     ttl_ms = tonumber(ARGV[3])
 end
