@@ -19,7 +19,7 @@ from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
 from django_redisjobs import keys
-from django_redisjobs.exceptions import JobDoesNotExist
+from django_redisjobs.exceptions import JobDoesNotExist, RedisUnavailable
 from django_redisjobs.job import (
     DEFAULT_PRIORITY_BOUND,
     ENQUEUE_FIELDS,
@@ -462,6 +462,51 @@ def test_enqueue_jobs_wrapper_returns_one_code_per_job(redisjobs: RedisJobs) -> 
     assert codes == [1, 1, 0]
     assert ready(redisjobs) == ["a"]
     assert zset(redisjobs, "scheduled") == [("b", NOW + 1)]
+
+
+def test_enqueue_treats_damaged_keys_as_known_ids_or_free_locks(
+    redisjobs: RedisJobs,
+) -> None:
+    taken, fresh = make_job(), dataclasses.replace(make_job(), unique_key="u")
+    redisjobs.client.set(job_key(redisjobs, taken.id), "not a hash")
+    redisjobs.client.rpush(keys.unique(redisjobs.prefix, Q, "u"), "not", "a lock")
+
+    assert enqueue(redisjobs, taken, fresh) == [False, True]
+
+    assert redisjobs.client.get(job_key(redisjobs, taken.id)) == "not a hash"
+    assert redisjobs.client.get(keys.unique(redisjobs.prefix, Q, "u")) == fresh.id
+    assert ready(redisjobs) == [fresh.id]
+
+
+def test_enqueue_with_a_nan_score_makes_the_job_ready_at_the_default_priority(
+    redisjobs: RedisJobs,
+) -> None:
+    p = redisjobs.prefix
+    script_keys = [
+        keys.ready(p, Q),
+        keys.prioritized(p, Q),
+        keys.scheduled(p, Q),
+        keys.marker(p, Q),
+        keys.job_prefix(p, Q),
+    ]
+    # Python never sends one; Redis would refuse it as a score.
+    args = [NOW, 2, "id", "score", 0, "a", "nan", 0, "b", "7"]
+    assert redisjobs.store.scripts.enqueue_jobs(script_keys, args) == [1, 1]
+    assert ready(redisjobs) == ["a"]
+    assert zset(redisjobs, "prioritized") == [("b", 7.0)]
+    assert stored(redisjobs, "a")["status"] == "queued"
+
+
+def test_enqueue_into_a_wrong_type_ready_key_stores_each_job_whole_or_not_at_all(
+    redisjobs: RedisJobs,
+) -> None:
+    later, now = make_job(run_at_ms=NOW + 5_000), make_job()
+    redisjobs.client.set(key(redisjobs, "ready"), "not a list")
+    with pytest.raises(RedisUnavailable, match="WRONGTYPE"):
+        enqueue(redisjobs, later, now)
+    assert stored(redisjobs, later.id)["status"] == "scheduled"
+    assert zset(redisjobs, "scheduled") == [(later.id, NOW + 5_000)]
+    assert stored(redisjobs, now.id) == {}
 
 
 # -- claim_jobs ---------------------------------------------------------------
