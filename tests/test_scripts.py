@@ -888,6 +888,55 @@ def test_finish_jobs_wrapper_returns_one_code_per_job(redisjobs: RedisJobs) -> N
     assert stored(redisjobs, job_id)["result"] == "3"
 
 
+def test_finish_answers_minus_1_for_a_wrong_type_job_key_and_records_the_others(
+    redisjobs: RedisJobs,
+) -> None:
+    first, damaged, odd_ttl = add(redisjobs, 3)
+    claim(redisjobs)
+    redisjobs.client.delete(job_key(redisjobs, damaged))
+    redisjobs.client.set(job_key(redisjobs, damaged), "not a hash")
+    # PEXPIRE refuses "inf"; tonumber("inf") used to pass as a positive TTL.
+    redisjobs.client.hset(job_key(redisjobs, odd_ttl), "result_ttl_ms", "inf")
+    outcomes = [
+        Outcome(first, Q, 1, "succeeded", ttl_ms=TTL_MS),
+        Outcome(damaged, Q, 1, "succeeded", ttl_ms=TTL_MS),
+        Outcome(odd_ttl, Q, 1, "succeeded", ttl_ms=0),  # the job's own TTL, then
+    ]
+
+    assert redisjobs.store.finish(outcomes, "w1", NOW + 100) == [1, -1, 1]
+
+    assert stored(redisjobs, first)["status"] == "succeeded"
+    assert stored(redisjobs, odd_ttl)["status"] == "succeeded"
+    assert [m for m, _ in zset(redisjobs, "succeeded")] == sorted([first, odd_ttl])
+    assert redisjobs.client.get(job_key(redisjobs, damaged)) == "not a hash"
+    # Left leased: recover_jobs.lua sets it aside once the lease runs out.
+    assert [m for m, _ in zset(redisjobs, "active")] == [damaged]
+
+
+def test_finish_into_a_wrong_type_scheduled_key_leaves_the_job_leased(
+    redisjobs: RedisJobs,
+) -> None:
+    job_id = _claimed(redisjobs)
+    redisjobs.client.set(key(redisjobs, "scheduled"), "not a zset")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        finish(redisjobs, job_id, "retrying", due_ms=NOW + 500)
+    assert stored(redisjobs, job_id)["status"] == "active"
+    assert zset(redisjobs, "active") == [(job_id, NOW + LEASE_MS)]
+
+
+def test_recover_only_drops_an_ended_job_left_in_the_active_set(
+    redisjobs: RedisJobs,
+) -> None:
+    job_id = _claimed(redisjobs)
+    assert finish(redisjobs, job_id, "succeeded", ttl_ms=TTL_MS) == 1
+    # What a finish_jobs call that failed after the hashes would leave.
+    redisjobs.client.zadd(key(redisjobs, "active"), {job_id: NOW + LEASE_MS})
+    assert recover(redisjobs, NOW + LEASE_MS + 1) == Recovered(0, 0, [])
+    assert zset(redisjobs, "active") == []
+    assert stored(redisjobs, job_id)["status"] == "succeeded"
+    assert ready(redisjobs) == []
+
+
 # -- promote_due --------------------------------------------------------------
 
 

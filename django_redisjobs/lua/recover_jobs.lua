@@ -40,7 +40,9 @@
 -- here releases its unique lock as finish_jobs.lua does. A candidate in the active
 -- set whose key holds another type is set aside: it leaves the active set, and the
 -- key stays for a person to look at. A field that is not a whole number (attempts,
--- max_attempts, lost, result_ttl_ms, score) counts as absent.
+-- max_attempts, lost, result_ttl_ms, score) counts as absent. An id in the active
+-- set whose job's status is no longer "active" (it ended, or is queued again)
+-- only leaves the active set.
 --
 -- Fails: a queue key (KEYS[1] to KEYS[5], KEYS[7]) of the wrong type, which only a
 -- hand write makes, raises WRONGTYPE before anything changes: every candidate is
@@ -129,7 +131,10 @@ local function inspect(job_id)
     elseif is_lost(job_id, job[3], job[7]) then
         -- EXISTS, not a present field: a hash missing 'attempts' is not stranded.
         local exists = redis.call('EXISTS', job_key) == 1
-        taken[#taken + 1] = {job_id, job_key, exists and job}
+        -- A job that ended, or waits in a queue, only leaves the active set (a
+        -- finish_jobs.lua call that failed part-way can leave such an id).
+        local moved_on = job[7] and job[7] ~= 'active'
+        taken[#taken + 1] = {job_id, job_key, exists and not moved_on and job}
     end
 end
 
