@@ -9,11 +9,12 @@ import hashlib
 import inspect
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 import pytest
+from django.test import override_settings
 from redis.client import PubSub
 from redis.crc import key_slot
 from redis.exceptions import ResponseError
@@ -39,6 +40,7 @@ from django_redisjobs.scripts import (
     load_source,
 )
 from tests.conftest import RedisJobs
+from tests.servers import RedisServer
 
 NOW = 1_700_000_000_000
 LEASE_MS = 30_000
@@ -705,6 +707,26 @@ def test_claim_takes_an_id_listed_twice_once(redisjobs: RedisJobs) -> None:
     assert claimed.fields["attempts"] == "1"
     assert ready(redisjobs) == []
     assert not has_marker(redisjobs)
+
+
+def test_claim_still_runs_when_redis_is_out_of_memory(
+    make_redis_server: Callable[..., RedisServer], redisjobs: RedisJobs
+) -> None:
+    """Its pops free memory: Redis refuses a script's growing writes only until
+    its first write, which for claim_jobs is a DEL."""
+    server = make_redis_server(maxmemory_policy="noeviction")
+    with override_settings(REDISJOBS={**redisjobs.settings, "REDIS_URL": server.url}):
+        rj = dataclasses.replace(redisjobs, server=server)
+        first, second = add(rj, 2)
+        with server.client() as admin:
+            admin.set("ballast", "x" * 2_000_000)
+            admin.config_set("maxmemory", "1mb")  # below what the server holds
+        with pytest.raises(RedisUnavailable, match="maxmemory"):
+            add(rj)
+        assert claim_ids(rj, 1) == [first]
+        assert has_marker(rj)
+        assert claim_ids(rj, 1) == [second]
+        assert not has_marker(rj)
 
 
 # -- finish_jobs --------------------------------------------------------------

@@ -26,12 +26,13 @@
 -- limit, so the work stays bounded. The move is atomic: a claimed id is never in
 -- neither the queue nor the active set.
 --
--- Fails: a queue key (KEYS[1] to KEYS[4]) of the wrong type, which only a hand
--- write makes, raises WRONGTYPE before any id leaves the queue: KEYS[1] to KEYS[3]
--- are read first, and the marker is the first write (a marker change alone only
--- wakes or spares a worker). Damaged job data never fails the call: a job key of
--- another type is dropped as above, and a field that is not a whole number
--- (attempts, enqueued_ms, run_at_ms) counts as absent.
+-- Fails: a queue key (KEYS[1] to KEYS[3]) of the wrong type, which only a hand
+-- write makes, raises WRONGTYPE before anything changes: they are read first. The
+-- marker (KEYS[4]) is deleted before it is set again, so its type never matters.
+-- Damaged job data never fails the call: a job key of another type is dropped as
+-- above, and a field that is not a whole number (attempts, enqueued_ms,
+-- run_at_ms) counts as absent. Under maxmemory the claim runs, as its first write
+-- is a DEL.
 
 local now_ms = tonumber(ARGV[1])
 local deadline_ms = ARGV[2]
@@ -60,15 +61,10 @@ end
 local from_list = math.min(listed, limit - high)
 local from_top = math.min(#top / 2, limit - from_list)
 
--- The first write; a marker of the wrong type fails it, and a marker change alone
--- only wakes or spares a worker.
-if listed + prioritized > from_list + from_top then
-    -- Jobs remain: keep the marker so the next blocked worker wakes too.
-    redis.call('ZADD', KEYS[4], 0, 'ready')
-else
-    -- Drained: an idle worker should block, not wake to an empty queue.
-    redis.call('DEL', KEYS[4])
-end
+-- The first write: DEL works on a key of any type. Under maxmemory Redis refuses a
+-- script's memory-growing writes only until its first write, so a claim (whose
+-- pops free memory) still runs when Redis is full.
+redis.call('DEL', KEYS[4])
 
 local ids, taken_from_top = {}, {}
 for i = 1, from_top do
@@ -155,6 +151,11 @@ for _, job_id in ipairs(ids) do
 end
 
 -- The type checks above keep these writes from failing part-way.
+if listed + prioritized > from_list + from_top then
+    -- Jobs remain: the marker wakes the next blocked worker too. (Drained, an
+    -- idle worker should block, not wake to an empty queue.)
+    redis.call('ZADD', KEYS[4], 0, 'ready')
+end
 if #leases > 0 then
     redis.call('ZADD', KEYS[3], unpack(leases))
 end

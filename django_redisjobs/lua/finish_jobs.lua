@@ -41,7 +41,7 @@
 -- back later) and the jobs before it recorded. The active set, the finished sets
 -- and the marker are written last, for the whole call: a wrong type there fails
 -- after every job's hash was written; ended jobs still expire by their TTL, and
--- an id left in the active set is taken back by recover_jobs.lua.
+-- recover_jobs.lua drops an id left in the active set without taking the job back.
 
 local now_ms = tonumber(ARGV[1])
 local worker_id = ARGV[2]
