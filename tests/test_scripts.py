@@ -208,13 +208,27 @@ def _header_and_body(text: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("name", SCRIPT_NAMES)
-def test_script_header_documents_every_key_and_argv_it_reads(name: str) -> None:
+def test_script_header_states_purpose_keys_argv_return_and_failures(
+    name: str,
+) -> None:
     header, body = _header_and_body(load_file(name))
+    purpose = header.splitlines()[0].removeprefix(f"-- {name}.lua: ")
+    assert len(purpose) > 20, f"{name}: the first line states no purpose"
     for kind in ("KEYS", "ARGV"):
         used = set(re.findall(rf"{kind}\[(\d+)\]", body))
         documented = set(re.findall(rf"^-- {kind}\[(\d+)\]", header, re.M))
         assert used <= documented, f"{name}: undocumented {kind} {used - documented}"
-    assert "Returns" in header
+        if kind == "KEYS":
+            assert documented <= used, f"{name}: unused KEYS {documented - used}"
+    sections = re.split(r"^-- (?=Returns|Fails:)", header, flags=re.M)
+    returns = [part for part in sections if part.startswith("Returns")]
+    fails = [part for part in sections if part.startswith("Fails:")]
+    assert returns, f"{name}: no Returns section"
+    assert fails, f"{name}: no Fails: section"
+    # The failure section names what can fail and what state it leaves.
+    (failures,) = fails
+    assert len(failures.split()) > 15, f"{name}: the Fails: section says too little"
+    assert header.index("Returns") < header.index("Fails:")
 
 
 def test_prelude_helpers_read_no_keys_or_argv_and_define_no_globals() -> None:
