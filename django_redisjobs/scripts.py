@@ -1,29 +1,23 @@
 """Loads the Lua scripts in `lua/` and wraps each in a typed method.
 
 Scripts are registered once per client (EVALSHA, falling back to loading the
-script when the server lost its script cache, e.g. after a restart). Wrappers
-convert the flat replies into Python values; key names are built by the caller
-from `keys`.
+script when the server lost its script cache, e.g. after a restart), and their
+calls go through a `Transport`, `connection.ScriptTransport` (raw protocol on
+kept connections, resent per the client's retry policy). Wrappers convert the
+flat replies into Python values; key names are built by the caller from `keys`.
 """
 
 import logging
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import redis
-from hiredis import pack_command
 from redis.commands.core import Script
-from redis.exceptions import (
-    ConnectionError,
-    NoScriptError,
-    ResponseError,
-    TimeoutError,
-)
+from redis.exceptions import NoScriptError, ResponseError
 
 logger = logging.getLogger(__name__)
 
@@ -103,54 +97,16 @@ class CronClaim:
     job_ids: list[str]
 
 
-class _Checkout:
-    """The connections scripts run on, a few kept here between calls.
+class Transport(Protocol):
+    """How `Scripts` sends its calls: `connection.ScriptTransport`."""
 
-    A checkout from redis-py's pool costs about 7 us of client CPU here (a lock,
-    metrics hooks, a poll of the socket for stray data): a tenth of an enqueue.
-    Up to `_KEPT_MAX` connections, and no more than a quarter of the pool's
-    `max_connections` (redis-py's default is 100), stay in this LIFO list instead;
-    the pool cannot lend them to its other users, so it must keep enough of its
-    own. The pool's poll guarded against a reply left unread; here a call that
-    does not read its whole reply disconnects its connection before putting it
-    back (`Scripts._evalsha`). A forked child starts with an empty list rather
-    than its parent's sockets.
-    """
+    def call_script(
+        self, sha: str, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any: ...
 
-    def __init__(self, pool: redis.ConnectionPool) -> None:
-        self._pool = pool
-        self._idle: list[Any] = []  # redis-py leaves Connection's methods untyped
-        self._keep = min(_KEPT_MAX, pool.max_connections // 4)
-        self._forks = _forks_seen
-
-    def take(self) -> Any:
-        # A fork hook, not os.getpid(): that is a system call per script call.
-        if self._forks != _forks_seen:
-            self._idle, self._forks = [], _forks_seen
-        try:
-            # list.pop and list.append are atomic: no lock between threads.
-            return self._idle.pop()
-        except IndexError:
-            return self._pool.get_connection()
-
-    def put_back(self, conn: Any) -> None:
-        # Threads putting back at the same moment may leave a few over `_keep`.
-        if len(self._idle) < self._keep:
-            self._idle.append(conn)
-        else:
-            self._pool.release(conn)
-
-
-_KEPT_MAX = 4
-_forks_seen = 0
-
-
-def _count_fork() -> None:
-    global _forks_seen
-    _forks_seen += 1
-
-
-os.register_at_fork(after_in_child=_count_fork)
+    def call_after(
+        self, command: Sequence[Any], sha: str, keys: Sequence[str], args: Sequence[Any]
+    ) -> tuple[Any, Any]: ...
 
 
 class Scripts:
@@ -161,8 +117,8 @@ class Scripts:
     reply with the matching `parse_*`.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._connections = _Checkout(client.connection_pool)
+    def __init__(self, client: redis.Redis, transport: Transport) -> None:
+        self._transport = transport
         self._scripts: dict[str, Script] = {
             name: client.register_script(load_source(name)) for name in SCRIPT_NAMES
         }
@@ -173,49 +129,13 @@ class Scripts:
         script = self._scripts[name]
         try:
             try:
-                return self._evalsha(script.sha, keys, args)
+                return self._transport.call_script(script.sha, keys, args)
             except NoScriptError:
                 # The server lost its script cache; redis-py's call loads it again.
                 return script(keys=keys, args=args)
         except ResponseError as err:
             located(err, name)
             raise
-
-    def _evalsha(self, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """One EVALSHA on a connection of our own, without redis-py's command layer.
-
-        That layer (retry wrapper, observability hooks, a type check per
-        argument) costs about as much client CPU as the round trip itself on a
-        hot enqueue or claim. What it guarded is kept: a call cut off by a closed
-        connection (restart, CLIENT KILL) is sent once more on a fresh one, as
-        the client's `Retry(NoBackoff(), 1)` would. Running a script twice loses
-        nothing: enqueue skips known ids, finish checks the attempt it records,
-        and jobs of a claim whose reply was lost run out of lease and are
-        recovered.
-        """
-        packed = [pack_command(("EVALSHA", sha, len(keys), *keys, *args))]
-        conn = self._connections.take()
-        try:
-            try:
-                conn.send_packed_command(packed)
-                reply = conn.read_response()
-            except (ConnectionError, TimeoutError):
-                # Resent on the same object: disconnected, it connects afresh,
-                # where another idle connection may be just as stale.
-                conn.disconnect()
-                conn.send_packed_command(packed)
-                reply = conn.read_response()
-        except ResponseError:
-            raise  # an error reply, read in full: the connection is in step
-        except BaseException:
-            # redis-py disconnects when a read fails; this also covers an
-            # exception between send and read (a JobTimeout raised into a job
-            # thread), after which a reply is still on its way.
-            conn.disconnect()
-            raise
-        finally:
-            self._connections.put_back(conn)
-        return reply
 
     def run_after(
         self,
@@ -229,25 +149,10 @@ class Scripts:
 
         For a blocking command (an idle worker's wait), the script runs the moment
         the wait returns, and the client spends no more time than one script call
-        between its claim and the next wait. Not resent on a dropped connection: a
-        wait's caller retries anyway.
+        between its claim and the next wait. An error reply to either is raised.
         """
         script = self._scripts[name]
-        conn = self._connections.take()
-        try:
-            conn.send_packed_command(
-                [
-                    pack_command(tuple(command)),
-                    pack_command(("EVALSHA", script.sha, len(keys), *keys, *args)),
-                ]
-            )
-            # Read both replies, errors included, so the connection stays in step.
-            first, second = _reply_or_error(conn), _reply_or_error(conn)
-        except BaseException:
-            conn.disconnect()
-            raise
-        finally:
-            self._connections.put_back(conn)
+        first, second = self._transport.call_after(command, script.sha, keys, args)
         if isinstance(first, ResponseError):
             raise first
         try:
@@ -331,13 +236,6 @@ class Scripts:
     def forget_cron_entries(self, keys: Sequence[str], args: Sequence[Any]) -> int:
         """Delete the state of entries not seen since a cutoff; how many."""
         return int(self._run("forget_cron_entries", keys, args))
-
-
-def _reply_or_error(conn: Any) -> Any:
-    try:
-        return conn.read_response()
-    except ResponseError as err:
-        return err
 
 
 def parse_cron_claim(reply: Sequence[Any]) -> CronClaim:

@@ -15,13 +15,12 @@ from django.test import override_settings
 
 from django_redisjobs import JobStatus, keys
 from django_redisjobs.conf import get_settings
-from django_redisjobs.connection import Connection, build_client
+from django_redisjobs.connection import build_client, connect
 from django_redisjobs.cron import CronEntry, parse_entry, slot_job_id
 from django_redisjobs.job import from_ms, to_ms
 from django_redisjobs.queue import EnqueueRequest, JobStore
 from django_redisjobs.registry import Registry, registry
 from django_redisjobs.scheduler import Scheduler, SchedulerConfig, cron_entries
-from django_redisjobs.scripts import Scripts
 from django_redisjobs.worker import Worker, WorkerConfig
 from tests import cron_jobs
 
@@ -67,7 +66,7 @@ def stores(redisjobs: Any) -> Iterator[list[JobStore]]:
     made: list[JobStore] = []
     for _ in range(4):
         client = build_client(settings)
-        made.append(JobStore(Connection(client, Scripts(client)), settings))
+        made.append(JobStore(connect(client), settings))
     yield made
     for store in made:
         store.connection.close()
