@@ -1,26 +1,25 @@
 """Loads the Lua scripts in `lua/` and wraps each in a typed method.
 
 Scripts are registered once per client (EVALSHA, falling back to loading the
-script when the server lost its script cache, e.g. after a restart). Wrappers
-convert the flat replies into Python values; key names are built by the caller
-from `keys`.
+script when the server lost its script cache, e.g. after a restart), and their
+calls go through a `Transport`, `connection.ScriptTransport` (raw protocol on
+kept connections, resent per the client's retry policy). Wrappers convert the
+flat replies into Python values; key names are built by the caller from `keys`.
 """
 
-import os
+import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import redis
-from hiredis import pack_command
 from redis.commands.core import Script
-from redis.exceptions import (
-    ConnectionError,
-    NoScriptError,
-    ResponseError,
-    TimeoutError,
-)
+from redis.exceptions import NoScriptError, ResponseError
+
+logger = logging.getLogger(__name__)
 
 SCRIPT_NAMES = (
     "enqueue_jobs",
@@ -34,14 +33,49 @@ SCRIPT_NAMES = (
 )
 
 
-def load_source(name: str) -> str:
+PRELUDE = "_prelude"
+
+
+def load_file(name: str) -> str:
     """Return the text of `lua/<name>.lua` shipped in the package."""
     return (resources.files(__package__) / "lua" / f"{name}.lua").read_text("utf-8")
 
 
+@cache
+def load_source(name: str) -> str:
+    """Return the text Redis runs for script `name`: the prelude's helpers, then
+    the script's file. Static text, so its SHA is the same in every process."""
+    return load_file(PRELUDE) + load_file(name)
+
+
+@cache
+def prelude_lines() -> int:
+    """How many lines of a script's text come before its file's first line."""
+    return load_file(PRELUDE).count("\n")
+
+
+_SCRIPT_LINE = re.compile(r"@user_script:(\d+)")
+
+
+def located(err: ResponseError, name: str) -> ResponseError:
+    """Add the file and line of a script error to its message, in place.
+
+    Redis gives the line in the text it ran, which starts with the prelude.
+    """
+    match = _SCRIPT_LINE.search(str(err))
+    if match is not None and err.args:
+        line = int(match[1]) - prelude_lines()
+        where = (
+            f"{name}.lua line {line}" if line > 0 else f"{PRELUDE}.lua line {match[1]}"
+        )
+        err.args = (f"{err.args[0]} ({where})", *err.args[1:])
+    return err
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """An id taken off a queue by `claim_jobs`; no `fields` if its hash was gone."""
+    """An id taken off a queue by `claim_jobs`; no `fields` if its hash was gone
+    (or its key held another type)."""
 
     job_id: str
     fields: dict[str, str]
@@ -63,54 +97,16 @@ class CronClaim:
     job_ids: list[str]
 
 
-class _Checkout:
-    """The connections scripts run on, a few kept here between calls.
+class Transport(Protocol):
+    """How `Scripts` sends its calls: `connection.ScriptTransport`."""
 
-    A checkout from redis-py's pool costs about 7 us of client CPU here (a lock,
-    metrics hooks, a poll of the socket for stray data): a tenth of an enqueue.
-    Up to `_KEPT_MAX` connections, and no more than a quarter of the pool's
-    `max_connections` (redis-py's default is 100), stay in this LIFO list instead;
-    the pool cannot lend them to its other users, so it must keep enough of its
-    own. The pool's poll guarded against a reply left unread; here a call that
-    does not read its whole reply disconnects its connection before putting it
-    back (`Scripts._evalsha`). A forked child starts with an empty list rather
-    than its parent's sockets.
-    """
+    def call_script(
+        self, sha: str, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any: ...
 
-    def __init__(self, pool: redis.ConnectionPool) -> None:
-        self._pool = pool
-        self._idle: list[Any] = []  # redis-py leaves Connection's methods untyped
-        self._keep = min(_KEPT_MAX, pool.max_connections // 4)
-        self._forks = _forks_seen
-
-    def take(self) -> Any:
-        # A fork hook, not os.getpid(): that is a system call per script call.
-        if self._forks != _forks_seen:
-            self._idle, self._forks = [], _forks_seen
-        try:
-            # list.pop and list.append are atomic: no lock between threads.
-            return self._idle.pop()
-        except IndexError:
-            return self._pool.get_connection()
-
-    def put_back(self, conn: Any) -> None:
-        # Threads putting back at the same moment may leave a few over `_keep`.
-        if len(self._idle) < self._keep:
-            self._idle.append(conn)
-        else:
-            self._pool.release(conn)
-
-
-_KEPT_MAX = 4
-_forks_seen = 0
-
-
-def _count_fork() -> None:
-    global _forks_seen
-    _forks_seen += 1
-
-
-os.register_at_fork(after_in_child=_count_fork)
+    def call_after(
+        self, command: Sequence[Any], sha: str, keys: Sequence[str], args: Sequence[Any]
+    ) -> tuple[Any, Any]: ...
 
 
 class Scripts:
@@ -121,56 +117,25 @@ class Scripts:
     reply with the matching `parse_*`.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._connections = _Checkout(client.connection_pool)
+    def __init__(self, client: redis.Redis, transport: Transport) -> None:
+        self._transport = transport
         self._scripts: dict[str, Script] = {
             name: client.register_script(load_source(name)) for name in SCRIPT_NAMES
         }
         self._by_sha = {script.sha: script for script in self._scripts.values()}
+        self._names = {script.sha: name for name, script in self._scripts.items()}
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         script = self._scripts[name]
         try:
-            return self._evalsha(script.sha, keys, args)
-        except NoScriptError:
-            # The server lost its script cache; redis-py's call loads it again.
-            return script(keys=keys, args=args)
-
-    def _evalsha(self, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """One EVALSHA on a connection of our own, without redis-py's command layer.
-
-        That layer (retry wrapper, observability hooks, a type check per
-        argument) costs about as much client CPU as the round trip itself on a
-        hot enqueue or claim. What it guarded is kept: a call cut off by a closed
-        connection (restart, CLIENT KILL) is sent once more on a fresh one, as
-        the client's `Retry(NoBackoff(), 1)` would. Running a script twice loses
-        nothing: enqueue skips known ids, finish checks the attempt it records,
-        and jobs of a claim whose reply was lost run out of lease and are
-        recovered.
-        """
-        packed = [pack_command(("EVALSHA", sha, len(keys), *keys, *args))]
-        conn = self._connections.take()
-        try:
             try:
-                conn.send_packed_command(packed)
-                reply = conn.read_response()
-            except (ConnectionError, TimeoutError):
-                # Resent on the same object: disconnected, it connects afresh,
-                # where another idle connection may be just as stale.
-                conn.disconnect()
-                conn.send_packed_command(packed)
-                reply = conn.read_response()
-        except ResponseError:
-            raise  # an error reply, read in full: the connection is in step
-        except BaseException:
-            # redis-py disconnects when a read fails; this also covers an
-            # exception between send and read (a JobTimeout raised into a job
-            # thread), after which a reply is still on its way.
-            conn.disconnect()
+                return self._transport.call_script(script.sha, keys, args)
+            except NoScriptError:
+                # The server lost its script cache; redis-py's call loads it again.
+                return script(keys=keys, args=args)
+        except ResponseError as err:
+            located(err, name)
             raise
-        finally:
-            self._connections.put_back(conn)
-        return reply
 
     def run_after(
         self,
@@ -184,30 +149,20 @@ class Scripts:
 
         For a blocking command (an idle worker's wait), the script runs the moment
         the wait returns, and the client spends no more time than one script call
-        between its claim and the next wait. Not resent on a dropped connection: a
-        wait's caller retries anyway.
+        between its claim and the next wait. An error reply to either is raised.
         """
         script = self._scripts[name]
-        conn = self._connections.take()
+        first, second = self._transport.call_after(command, script.sha, keys, args)
+        if isinstance(first, ResponseError):
+            raise first
         try:
-            conn.send_packed_command(
-                [
-                    pack_command(tuple(command)),
-                    pack_command(("EVALSHA", script.sha, len(keys), *keys, *args)),
-                ]
-            )
-            # Read both replies, errors included, so the connection stays in step.
-            first, second = _reply_or_error(conn), _reply_or_error(conn)
-        except BaseException:
-            conn.disconnect()
+            if isinstance(second, NoScriptError):
+                second = script(keys=keys, args=args)
+            if isinstance(second, ResponseError):
+                raise second
+        except ResponseError as err:
+            located(err, name)
             raise
-        finally:
-            self._connections.put_back(conn)
-        if isinstance(second, NoScriptError):
-            second = script(keys=keys, args=args)
-        for reply in (first, second):
-            if isinstance(reply, ResponseError):
-                raise reply
         return first, second
 
     def queue_in(
@@ -237,6 +192,8 @@ class Scripts:
                 replies[index] = self._by_sha[sha](
                     keys=rest[:numkeys], args=rest[numkeys:]
                 )
+            elif isinstance(reply, ResponseError) and calls[index][0] == "EVALSHA":
+                raise located(reply, self._names[calls[index][1]])
             elif isinstance(reply, Exception):
                 raise reply
         return replies
@@ -255,8 +212,10 @@ class Scripts:
         return parse_codes(self._run("finish_jobs", keys, args))
 
     def promote_due(self, keys: Sequence[str], args: Sequence[Any]) -> tuple[int, int]:
-        """Make due jobs ready; (moved, next due ms or -1)."""
-        moved, next_due = self._run("promote_due", keys, args)
+        """Make due jobs ready; (moved, next due ms or -1). Ids set aside as
+        damaged are logged."""
+        moved, next_due, *set_aside = self._run("promote_due", keys, args)
+        _log_set_aside_pairs("promote_due", set_aside)
         return int(moved), int(next_due)
 
     def cancel_job(self, keys: Sequence[str], args: Sequence[Any]) -> int:
@@ -264,9 +223,11 @@ class Scripts:
         return int(self._run("cancel_job", keys, args))
 
     def recover_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> Recovered:
-        """Take back jobs of a gone worker; counts and the ids."""
-        reply = self._run("recover_jobs", keys, args)
-        return Recovered(int(reply[0]), int(reply[1]), [str(i) for i in reply[2:]])
+        """Take back jobs of a gone worker; counts and the ids. Ids set aside as
+        damaged are logged."""
+        requeued, dead, count, *rest = self._run("recover_jobs", keys, args)
+        _log_set_aside_pairs("recover_jobs", rest[count:])
+        return Recovered(int(requeued), int(dead), [str(i) for i in rest[:count]])
 
     def claim_cron_slot(self, keys: Sequence[str], args: Sequence[Any]) -> CronClaim:
         """Claim fire times of one cron entry; the old watermark and stored ids."""
@@ -275,13 +236,6 @@ class Scripts:
     def forget_cron_entries(self, keys: Sequence[str], args: Sequence[Any]) -> int:
         """Delete the state of entries not seen since a cutoff; how many."""
         return int(self._run("forget_cron_entries", keys, args))
-
-
-def _reply_or_error(conn: Any) -> Any:
-    try:
-        return conn.read_response()
-    except ResponseError as err:
-        return err
 
 
 def parse_cron_claim(reply: Sequence[Any]) -> CronClaim:
@@ -302,12 +256,35 @@ def parse_enqueued(reply: Sequence[Any]) -> list[int | str]:
 
 
 def parse_claimed(reply: Sequence[Any]) -> list[Claimed]:
-    """Split claim_jobs' flat reply: id, N, then N alternating names and values."""
+    """Split claim_jobs' flat reply: id, N, then N alternating names and values.
+
+    An id whose key is not a hash (N = -1, then the reason) is logged and comes
+    back like an id without a hash: `Claimed(job_id, {})`.
+    """
     claimed: list[Claimed] = []
     pos = 0
     while pos < len(reply):
         job_id, count = str(reply[pos]), int(reply[pos + 1])
+        if count < 0:
+            _log_set_aside("claim_jobs", job_id, reply[pos + 2])
+            claimed.append(Claimed(job_id, {}))
+            pos += 3
+            continue
         flat = reply[pos + 2 : pos + 2 + count]
         claimed.append(Claimed(job_id, dict(zip(flat[::2], flat[1::2], strict=True))))
         pos += 2 + count
     return claimed
+
+
+def _log_set_aside_pairs(script: str, pairs: Sequence[Any]) -> None:
+    for job_id, reason in zip(pairs[::2], pairs[1::2], strict=True):
+        _log_set_aside(script, str(job_id), str(reason))
+
+
+def _log_set_aside(script: str, job_id: str, reason: str) -> None:
+    logger.warning(
+        "set aside a damaged job id script=%s job id=%s reason=%s",
+        script,
+        job_id,
+        reason,
+    )

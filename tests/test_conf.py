@@ -159,3 +159,15 @@ def test_a_bad_redis_url_is_a_check_error_that_never_shows_its_password(
 )
 def test_redact_url_hides_every_form_of_credentials(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_a_url_redis_py_refuses_is_shown_without_its_password() -> None:
+    # Passes the settings check; redis-py refuses the query option.
+    url = "redis://user:s3cret@localhost:6379/0?socket_timeout=soon"
+    with (
+        override_settings(REDISJOBS={"REDIS_URL": url}),
+        pytest.raises(RedisJobsConfigurationError, match="redis-py") as raised,
+    ):
+        get_connection()
+    assert "s3cret" not in str(raised.value)
+    assert "user:***@localhost" in str(raised.value)

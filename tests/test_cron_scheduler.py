@@ -10,17 +10,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 from django.test import override_settings
 
 from django_redisjobs import JobStatus, keys
 from django_redisjobs.conf import get_settings
-from django_redisjobs.connection import Connection, build_client
+from django_redisjobs.connection import build_client, connect
 from django_redisjobs.cron import CronEntry, parse_entry, slot_job_id
 from django_redisjobs.job import from_ms, to_ms
 from django_redisjobs.queue import EnqueueRequest, JobStore
 from django_redisjobs.registry import Registry, registry
 from django_redisjobs.scheduler import Scheduler, SchedulerConfig, cron_entries
-from django_redisjobs.scripts import Scripts
 from django_redisjobs.worker import Worker, WorkerConfig
 from tests import cron_jobs
 
@@ -66,7 +66,7 @@ def stores(redisjobs: Any) -> Iterator[list[JobStore]]:
     made: list[JobStore] = []
     for _ in range(4):
         client = build_client(settings)
-        made.append(JobStore(Connection(client, Scripts(client)), settings))
+        made.append(JobStore(connect(client), settings))
     yield made
     for store in made:
         store.connection.close()
@@ -539,6 +539,45 @@ def test_claim_script_leaves_an_existing_job_with_the_same_id(redisjobs: Any) ->
     assert store.client.llen(keys.ready(store.prefix, Q)) == 1
 
 
+def test_claim_script_starts_afresh_from_a_nan_watermark_and_skips_damaged_keys(
+    redisjobs: Any,
+) -> None:
+    store = redisjobs.store
+    now = ms("2024-01-01 10:00")
+    store.client.hset(keys.cron(store.prefix, Q), "e", "nan")
+    # nan compared false with every fire time: the entry never fired again.
+    assert store.claim_cron("e", Q, [], now, now).watermark_ms is None
+    assert state(store)["e"] == str(now)
+
+    damaged, kept = request("e", "2024-01-01 10:01"), request("e", "2024-01-01 10:02")
+    store.client.set(keys.job(store.prefix, Q, damaged.job.id), "not a hash")
+    later = now + 2 * MINUTE
+    claim = store.claim_cron("e", Q, [damaged, kept], later, later)
+
+    assert claim.job_ids == [kept.job.id]
+    assert store.client.get(keys.job(store.prefix, Q, damaged.job.id)) == "not a hash"
+
+
+def test_claim_script_into_a_wrong_type_ready_key_stores_nothing_half(
+    redisjobs: Any,
+) -> None:
+    store = redisjobs.store
+    now = ms("2024-01-01 10:00")
+    store.claim_cron("e", Q, [], now, now)
+    ready_key = keys.ready(store.prefix, Q)
+    store.client.set(ready_key, "not a list")
+    req = request("e", "2024-01-01 10:01")
+
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        store.claim_cron("e", Q, [req], now + MINUTE, now + MINUTE)
+    assert store.client.exists(keys.job(store.prefix, Q, req.job.id)) == 0
+    assert state(store)["e"] == str(now)
+
+    store.client.delete(ready_key)
+    claim = store.claim_cron("e", Q, [req], now + MINUTE, now + MINUTE)
+    assert claim.job_ids == [req.job.id]
+
+
 def test_forget_script_deletes_only_entries_unseen_since_the_cutoff(
     redisjobs: Any,
 ) -> None:
@@ -546,10 +585,13 @@ def test_forget_script_deletes_only_entries_unseen_since_the_cutoff(
     store.claim_cron("old", Q, [], 1_000, 1_000)
     store.claim_cron("fresh", Q, [], 5_000, 5_000)
     store.client.hset(keys.cron(store.prefix, Q), "broken:seen", "x")
+    store.client.hset(keys.cron(store.prefix, Q), "nan:seen", "nan")
 
-    forgotten = store.forget_cron_entries(Q, ["old", "fresh", "broken", "none"], 2_000)
+    names = ["old", "fresh", "broken", "nan", "none"]
+    forgotten = store.forget_cron_entries(Q, names, 2_000)
 
-    assert forgotten == 3  # old, broken (unreadable seen) and none (never seen)
+    # old, broken and nan (unreadable seen) and none (never seen)
+    assert forgotten == 4
     assert sorted(state(store)) == ["fresh", "fresh:seen"]
     assert store.forget_cron_entries(Q, [], 2_000) == 0
 

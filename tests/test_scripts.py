@@ -7,16 +7,21 @@ import contextlib
 import dataclasses
 import hashlib
 import inspect
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 import pytest
+import redis
+from django.test import override_settings
 from redis.client import PubSub
 from redis.crc import key_slot
+from redis.exceptions import ResponseError
 
 from django_redisjobs import keys
+from django_redisjobs.exceptions import JobDoesNotExist, RedisUnavailable
 from django_redisjobs.job import (
     DEFAULT_PRIORITY_BOUND,
     ENQUEUE_FIELDS,
@@ -26,10 +31,18 @@ from django_redisjobs.job import (
     new_job_id,
     priority_score,
 )
-from django_redisjobs.queue import WORKER_LOST, EnqueueRequest, Outcome
+from django_redisjobs.queue import WORKER_LOST, Cancelled, EnqueueRequest, Outcome
 from django_redisjobs.queue.claims import claim_jobs_keys
-from django_redisjobs.scripts import SCRIPT_NAMES, Claimed, Recovered, load_source
+from django_redisjobs.scripts import (
+    PRELUDE,
+    SCRIPT_NAMES,
+    Claimed,
+    Recovered,
+    load_file,
+    load_source,
+)
 from tests.conftest import RedisJobs
+from tests.servers import RedisServer
 
 NOW = 1_700_000_000_000
 LEASE_MS = 30_000
@@ -164,13 +177,13 @@ def next_published(rj: RedisJobs, pubsub: PubSub, job_id: str) -> str:
 # -- loading ------------------------------------------------------------------
 
 
-def test_every_lua_file_in_the_package_has_a_wrapper_name() -> None:
+def test_every_lua_file_in_the_package_is_a_wrapped_script_or_the_prelude() -> None:
     shipped = {
         entry.name.removesuffix(".lua")
         for entry in (resources.files("django_redisjobs") / "lua").iterdir()
         if entry.name.endswith(".lua")
     }
-    assert shipped == set(SCRIPT_NAMES)
+    assert shipped == {*SCRIPT_NAMES, PRELUDE}
 
 
 @pytest.mark.parametrize("name", SCRIPT_NAMES)
@@ -178,7 +191,8 @@ def test_script_loads_through_importlib_resources_and_redis_accepts_it(
     redisjobs: RedisJobs, name: str
 ) -> None:
     source = load_source(name)
-    assert source.startswith(f"-- {name}.lua: ")
+    assert source == load_file(PRELUDE) + load_file(name)
+    assert load_file(name).startswith(f"-- {name}.lua: ")
     sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
     assert redisjobs.client.script_load(source) == sha
     assert redisjobs.client.script_exists(sha) == [True]
@@ -193,17 +207,67 @@ def test_script_sha_is_stable_for_the_same_text(
     assert first.sha == second.sha == redisjobs.client.script_load(load_source(name))
 
 
-@pytest.mark.parametrize("name", SCRIPT_NAMES)
-def test_script_header_documents_every_key_and_argv_it_reads(name: str) -> None:
-    source = load_source(name)
-    lines = source.splitlines()
+def _header_and_body(text: str) -> tuple[str, str]:
+    lines = text.splitlines()
     header_end = next(i for i, line in enumerate(lines) if not line.startswith("--"))
-    header, body = "\n".join(lines[:header_end]), "\n".join(lines[header_end:])
+    return "\n".join(lines[:header_end]), "\n".join(lines[header_end:])
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_script_header_states_purpose_keys_argv_return_and_failures(
+    name: str,
+) -> None:
+    header, body = _header_and_body(load_file(name))
+    purpose = header.splitlines()[0].removeprefix(f"-- {name}.lua: ")
+    assert len(purpose) > 20, f"{name}: the first line states no purpose"
     for kind in ("KEYS", "ARGV"):
         used = set(re.findall(rf"{kind}\[(\d+)\]", body))
         documented = set(re.findall(rf"^-- {kind}\[(\d+)\]", header, re.M))
         assert used <= documented, f"{name}: undocumented {kind} {used - documented}"
-    assert "Returns" in header
+        if kind == "KEYS":
+            assert documented <= used, f"{name}: unused KEYS {documented - used}"
+    sections = re.split(r"^-- (?=Returns|Fails:)", header, flags=re.M)
+    returns = [part for part in sections if part.startswith("Returns")]
+    fails = [part for part in sections if part.startswith("Fails:")]
+    assert returns, f"{name}: no Returns section"
+    assert fails, f"{name}: no Fails: section"
+    # The failure section names what can fail and what state it leaves.
+    (failures,) = fails
+    assert len(failures.split()) > 15, f"{name}: the Fails: section says too little"
+    assert header.index("Returns") < header.index("Fails:")
+
+
+def test_prelude_helpers_read_no_keys_or_argv_and_define_no_globals() -> None:
+    header, body = _header_and_body(load_file(PRELUDE))
+    assert header.startswith(f"-- {PRELUDE}.lua: ")
+    assert not re.search(r"\b(KEYS|ARGV)\b", body)
+    # Redis refuses a script that sets a global; every helper is local.
+    assert not re.search(r"^function ", body, re.M)
+
+
+def test_no_script_defines_what_the_prelude_defines() -> None:
+    helpers = re.findall(r"^local function (\w+)", load_file(PRELUDE), re.M)
+    assert {"push_ready", "release_unique"} <= set(helpers)
+    for name in SCRIPT_NAMES:
+        defined = re.findall(r"local function (\w+)", load_file(name))
+        assert not set(defined) & set(helpers), name
+
+
+def test_a_script_error_names_the_script_file_and_its_line(
+    redisjobs: RedisJobs,
+) -> None:
+    p = redisjobs.prefix
+    redisjobs.client.set(key(redisjobs, "ready"), "not a list")
+    with pytest.raises(ResponseError, match="WRONGTYPE") as raised:
+        redisjobs.store.scripts.claim_jobs(
+            [key(redisjobs, k) for k in ("ready", "prioritized", "active", "marker")]
+            + [keys.job_prefix(p, Q)],
+            [NOW, NOW + LEASE_MS, "w1", 10, DEFAULT_PRIORITY_BOUND],
+        )
+    match = re.search(r"\(claim_jobs\.lua line (\d+)\)$", str(raised.value))
+    assert match is not None, str(raised.value)
+    failed_line = load_file("claim_jobs").splitlines()[int(match[1]) - 1]
+    assert "KEYS[1]" in failed_line
 
 
 def test_wrappers_run_again_after_the_server_forgets_its_scripts(
@@ -422,6 +486,52 @@ def test_enqueue_jobs_wrapper_returns_one_code_per_job(redisjobs: RedisJobs) -> 
     assert zset(redisjobs, "scheduled") == [("b", NOW + 1)]
 
 
+def test_enqueue_treats_damaged_keys_as_known_ids_or_free_locks(
+    redisjobs: RedisJobs,
+) -> None:
+    taken, fresh = make_job(), dataclasses.replace(make_job(), unique_key="u")
+    redisjobs.client.set(job_key(redisjobs, taken.id), "not a hash")
+    redisjobs.client.rpush(keys.unique(redisjobs.prefix, Q, "u"), "not", "a lock")
+
+    assert enqueue(redisjobs, taken, fresh) == [False, True]
+
+    assert redisjobs.client.get(job_key(redisjobs, taken.id)) == "not a hash"
+    assert redisjobs.client.get(keys.unique(redisjobs.prefix, Q, "u")) == fresh.id
+    assert ready(redisjobs) == [fresh.id]
+
+
+def test_enqueue_with_a_nan_score_makes_the_job_ready_at_the_default_priority(
+    redisjobs: RedisJobs,
+) -> None:
+    p = redisjobs.prefix
+    script_keys = [
+        keys.ready(p, Q),
+        keys.prioritized(p, Q),
+        keys.scheduled(p, Q),
+        keys.marker(p, Q),
+        keys.job_prefix(p, Q),
+    ]
+    # Python never sends one; Redis would refuse it as a score.
+    args = [NOW, 2, "id", "score", 0, "a", "nan", 0, "b", "7"]
+    assert redisjobs.store.scripts.enqueue_jobs(script_keys, args) == [1, 1]
+    assert ready(redisjobs) == ["a"]
+    assert zset(redisjobs, "prioritized") == [("b", 7.0)]
+    assert stored(redisjobs, "a")["status"] == "queued"
+
+
+def test_enqueue_into_a_wrong_type_ready_key_stores_each_job_whole_or_not_at_all(
+    redisjobs: RedisJobs,
+) -> None:
+    later, now = make_job(run_at_ms=NOW + 5_000), make_job()
+    redisjobs.client.set(key(redisjobs, "ready"), "not a list")
+    # Not an outage: the store lets Redis's error reply out as it is.
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        enqueue(redisjobs, later, now)
+    assert stored(redisjobs, later.id)["status"] == "scheduled"
+    assert zset(redisjobs, "scheduled") == [(later.id, NOW + 5_000)]
+    assert stored(redisjobs, now.id) == {}
+
+
 # -- claim_jobs ---------------------------------------------------------------
 
 
@@ -563,6 +673,81 @@ def test_claim_with_corrupt_attempts_field_still_leases_the_job(
     assert claimed.fields["attempts"] == "1"
     assert stored(redisjobs, job_id)["status"] == "active"
     assert [m for m, _ in zset(redisjobs, "active")] == [job_id]
+
+
+def test_claim_sets_aside_a_wrong_type_job_key_and_leases_the_jobs_around_it(
+    redisjobs: RedisJobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, damaged, second, odd = add(redisjobs, 4)
+    (low,) = add(redisjobs, priority=-1)
+    redisjobs.client.delete(job_key(redisjobs, damaged))
+    redisjobs.client.rpush(job_key(redisjobs, damaged), "not", "a", "hash")
+    redisjobs.client.hset(job_key(redisjobs, odd), "attempts", "nan")
+    # A score Redis accepts (it refuses NaN): it ranks below every priority.
+    redisjobs.client.zadd(key(redisjobs, "prioritized"), {low: float("inf")})
+
+    with caplog.at_level(logging.WARNING, "django_redisjobs.scripts"):
+        claimed = claim(redisjobs)
+
+    assert [c.job_id for c in claimed] == [first, damaged, second, odd, low]
+    assert claimed[1] == Claimed(damaged, {})
+    assert claimed[3].fields["attempts"] == "1"
+    assert {m for m, _ in zset(redisjobs, "active")} == {first, second, odd, low}
+    for job_id in (first, second, odd, low):
+        assert stored(redisjobs, job_id)["status"] == "active"
+    assert ready(redisjobs) == [] and zset(redisjobs, "prioritized") == []
+    # The damaged key is left for a person to look at, and said so.
+    assert redisjobs.client.lrange(job_key(redisjobs, damaged), 0, -1) == [
+        "not",
+        "a",
+        "hash",
+    ]
+    (record,) = caplog.records
+    assert damaged in record.getMessage()
+    assert "holds a list, not a hash" in record.getMessage()
+
+
+def test_claim_with_a_wrong_type_active_key_fails_before_any_job_moves(
+    redisjobs: RedisJobs,
+) -> None:
+    ids = add(redisjobs, 3)
+    (high,) = add(redisjobs, priority=5)
+    before = {job_id: stored(redisjobs, job_id) for job_id in [*ids, high]}
+    redisjobs.client.set(key(redisjobs, "active"), "not a zset")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        claim(redisjobs)
+    assert ready(redisjobs) == ids
+    assert [m for m, _ in zset(redisjobs, "prioritized")] == [high]
+    assert {job_id: stored(redisjobs, job_id) for job_id in [*ids, high]} == before
+
+
+def test_claim_takes_an_id_listed_twice_once(redisjobs: RedisJobs) -> None:
+    (job_id,) = add(redisjobs)
+    redisjobs.client.rpush(key(redisjobs, "ready"), job_id)
+    (claimed,) = claim(redisjobs)
+    assert claimed.fields["attempts"] == "1"
+    assert ready(redisjobs) == []
+    assert not has_marker(redisjobs)
+
+
+def test_claim_still_runs_when_redis_is_out_of_memory(
+    make_redis_server: Callable[..., RedisServer], redisjobs: RedisJobs
+) -> None:
+    """Its pops free memory: Redis refuses a script's growing writes only until
+    its first write, which for claim_jobs is a DEL."""
+    server = make_redis_server(maxmemory_policy="noeviction")
+    with override_settings(REDISJOBS={**redisjobs.settings, "REDIS_URL": server.url}):
+        rj = dataclasses.replace(redisjobs, server=server)
+        first, second = add(rj, 2)
+        with server.client() as admin:
+            admin.set("ballast", "x" * 2_000_000)
+            admin.config_set("maxmemory", "1mb")  # below what the server holds
+        with pytest.raises(RedisUnavailable, match="maxmemory"):
+            add(rj)
+        assert claim_ids(rj, 1) == [first]
+        assert has_marker(rj)
+        assert claim_ids(rj, 1) == [second]
+        assert not has_marker(rj)
 
 
 # -- finish_jobs --------------------------------------------------------------
@@ -746,6 +931,55 @@ def test_finish_jobs_wrapper_returns_one_code_per_job(redisjobs: RedisJobs) -> N
     assert stored(redisjobs, job_id)["result"] == "3"
 
 
+def test_finish_answers_minus_1_for_a_wrong_type_job_key_and_records_the_others(
+    redisjobs: RedisJobs,
+) -> None:
+    first, damaged, odd_ttl = add(redisjobs, 3)
+    claim(redisjobs)
+    redisjobs.client.delete(job_key(redisjobs, damaged))
+    redisjobs.client.set(job_key(redisjobs, damaged), "not a hash")
+    # PEXPIRE refuses "inf"; tonumber("inf") used to pass as a positive TTL.
+    redisjobs.client.hset(job_key(redisjobs, odd_ttl), "result_ttl_ms", "inf")
+    outcomes = [
+        Outcome(first, Q, 1, "succeeded", ttl_ms=TTL_MS),
+        Outcome(damaged, Q, 1, "succeeded", ttl_ms=TTL_MS),
+        Outcome(odd_ttl, Q, 1, "succeeded", ttl_ms=0),  # the job's own TTL, then
+    ]
+
+    assert redisjobs.store.finish(outcomes, "w1", NOW + 100) == [1, -1, 1]
+
+    assert stored(redisjobs, first)["status"] == "succeeded"
+    assert stored(redisjobs, odd_ttl)["status"] == "succeeded"
+    assert [m for m, _ in zset(redisjobs, "succeeded")] == sorted([first, odd_ttl])
+    assert redisjobs.client.get(job_key(redisjobs, damaged)) == "not a hash"
+    # Left leased: recover_jobs.lua sets it aside once the lease runs out.
+    assert [m for m, _ in zset(redisjobs, "active")] == [damaged]
+
+
+def test_finish_into_a_wrong_type_scheduled_key_leaves_the_job_leased(
+    redisjobs: RedisJobs,
+) -> None:
+    job_id = _claimed(redisjobs)
+    redisjobs.client.set(key(redisjobs, "scheduled"), "not a zset")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        finish(redisjobs, job_id, "retrying", due_ms=NOW + 500)
+    assert stored(redisjobs, job_id)["status"] == "active"
+    assert zset(redisjobs, "active") == [(job_id, NOW + LEASE_MS)]
+
+
+def test_recover_only_drops_an_ended_job_left_in_the_active_set(
+    redisjobs: RedisJobs,
+) -> None:
+    job_id = _claimed(redisjobs)
+    assert finish(redisjobs, job_id, "succeeded", ttl_ms=TTL_MS) == 1
+    # What a finish_jobs call that failed after the hashes would leave.
+    redisjobs.client.zadd(key(redisjobs, "active"), {job_id: NOW + LEASE_MS})
+    assert recover(redisjobs, NOW + LEASE_MS + 1) == Recovered(0, 0, [])
+    assert zset(redisjobs, "active") == []
+    assert stored(redisjobs, job_id)["status"] == "succeeded"
+    assert ready(redisjobs) == []
+
+
 # -- promote_due --------------------------------------------------------------
 
 
@@ -830,6 +1064,59 @@ def test_promote_makes_a_retrying_job_queued_again(redisjobs: RedisJobs) -> None
     assert redisjobs.store.promote_due(Q, NOW + 500, 10) == (1, -1)
     assert stored(redisjobs, job_id)["status"] == "queued"
     assert ready(redisjobs) == [job_id]
+
+
+def test_promote_sets_aside_a_wrong_type_job_key_and_moves_the_jobs_around_it(
+    redisjobs: RedisJobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, damaged, nan_score, last = _scheduled(
+        redisjobs, NOW + 1, NOW + 2, NOW + 3, NOW + 4
+    )
+    redisjobs.client.delete(job_key(redisjobs, damaged))
+    redisjobs.client.set(job_key(redisjobs, damaged), "not a hash")
+    # Redis refuses NaN as a score, but a score field in the hash can say it.
+    redisjobs.client.hset(job_key(redisjobs, nan_score), "score", "nan")
+
+    with caplog.at_level(logging.WARNING, "django_redisjobs.scripts"):
+        assert redisjobs.store.promote_due(Q, NOW + 10, 10) == (3, -1)
+
+    assert ready(redisjobs) == [first, nan_score, last]
+    for job_id in (first, nan_score, last):
+        assert stored(redisjobs, job_id)["status"] == "queued"
+    assert zset(redisjobs, "scheduled") == []
+    assert redisjobs.client.get(job_key(redisjobs, damaged)) == "not a hash"
+    (record,) = caplog.records
+    assert damaged in record.getMessage()
+    assert "holds a string, not a hash" in record.getMessage()
+
+
+def test_promote_reports_no_next_due_time_for_an_infinite_score(
+    redisjobs: RedisJobs,
+) -> None:
+    never, *at_once = _scheduled(redisjobs, NOW + 1, NOW + 2, NOW + 3)
+    scheduled = key(redisjobs, "scheduled")
+    infinite = {never: float("inf")} | dict.fromkeys(at_once, float("-inf"))
+    redisjobs.client.zadd(scheduled, infinite)
+    # -inf is due at once; left behind by the limit, it is due now (not an
+    # integer overflow), and +inf is never due.
+    assert redisjobs.store.promote_due(Q, NOW, 1) == (1, NOW)
+    assert redisjobs.store.promote_due(Q, NOW, 10) == (1, -1)
+    assert ready(redisjobs) == at_once
+    assert zset(redisjobs, "scheduled") == [(never, float("inf"))]
+
+
+def test_promote_with_a_wrong_type_ready_key_fails_before_anything_moves(
+    redisjobs: RedisJobs,
+) -> None:
+    ids = _scheduled(redisjobs, NOW + 1, NOW + 2)
+    redisjobs.client.set(key(redisjobs, "ready"), "not a list")
+    # Raised by a prelude helper: the error names the prelude's line.
+    with pytest.raises(
+        ResponseError, match=r"WRONGTYPE .*ready holds a string.*\(_prelude\.lua line"
+    ):
+        redisjobs.store.promote_due(Q, NOW + 10, 10)
+    assert [m for m, _ in zset(redisjobs, "scheduled")] == ids
+    assert {stored(redisjobs, i)["status"] for i in ids} == {"scheduled"}
 
 
 # -- recover_expired ----------------------------------------------------------
@@ -919,3 +1206,70 @@ def test_recover_drops_ids_whose_hash_is_gone_from_active(
     assert zset(redisjobs, "active") == []
     assert ready(redisjobs) == []
     assert not has_marker(redisjobs)
+
+
+def test_recover_sets_aside_a_wrong_type_job_key_and_takes_back_the_others(
+    redisjobs: RedisJobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, damaged, nan_score = add(redisjobs, 3)
+    claim(redisjobs)
+    redisjobs.client.delete(job_key(redisjobs, damaged))
+    redisjobs.client.sadd(job_key(redisjobs, damaged), "not a hash")
+    redisjobs.client.hset(job_key(redisjobs, nan_score), "score", "nan")
+
+    with caplog.at_level(logging.WARNING, "django_redisjobs.scripts"):
+        recovered = recover(redisjobs, NOW + LEASE_MS + 1)
+
+    assert recovered == Recovered(2, 0, [first, nan_score])
+    assert ready(redisjobs) == [nan_score, first]  # each to the head, in turn
+    assert zset(redisjobs, "active") == []
+    assert redisjobs.client.smembers(job_key(redisjobs, damaged)) == {"not a hash"}
+    (record,) = caplog.records
+    assert damaged in record.getMessage()
+    assert "holds a set, not a hash" in record.getMessage()
+
+
+def test_recover_with_a_wrong_type_dead_key_fails_before_anything_moves(
+    redisjobs: RedisJobs,
+) -> None:
+    job_id = _claimed(redisjobs, max_attempts=1)
+    before = stored(redisjobs, job_id)
+    redisjobs.client.set(key(redisjobs, "dead"), "not a zset")
+    with pytest.raises(ResponseError, match="WRONGTYPE .*dead holds a string"):
+        recover(redisjobs, NOW + LEASE_MS + 1)
+    assert zset(redisjobs, "active") == [(job_id, NOW + LEASE_MS)]
+    assert stored(redisjobs, job_id) == before
+
+
+# -- cancel_job -----------------------------------------------------------------
+
+
+def test_cancel_of_a_wrong_type_job_key_finds_no_job_and_changes_nothing(
+    redisjobs: RedisJobs,
+) -> None:
+    first, damaged, nan_score = add(redisjobs, 3)
+    redisjobs.client.delete(job_key(redisjobs, damaged))
+    redisjobs.client.set(job_key(redisjobs, damaged), "not a hash")
+    # In the list (default priority), whatever its score field says now.
+    redisjobs.client.hset(job_key(redisjobs, nan_score), "score", "nan")
+
+    with pytest.raises(JobDoesNotExist):
+        redisjobs.store.cancel(damaged, Q, NOW)
+    assert redisjobs.store.cancel(nan_score, Q, NOW) == Cancelled.ENDED
+
+    assert ready(redisjobs) == [first, damaged]
+    assert redisjobs.client.get(job_key(redisjobs, damaged)) == "not a hash"
+    assert stored(redisjobs, nan_score)["status"] == "cancelled"
+    assert zset(redisjobs, "cancelled") == [(nan_score, NOW)]
+
+
+def test_cancel_with_a_wrong_type_cancelled_key_fails_before_anything_changes(
+    redisjobs: RedisJobs,
+) -> None:
+    (job_id,) = add(redisjobs)
+    before = stored(redisjobs, job_id)
+    redisjobs.client.set(key(redisjobs, "cancelled"), "not a zset")
+    with pytest.raises(ResponseError, match="WRONGTYPE .*cancelled holds a string"):
+        redisjobs.store.cancel(job_id, Q, NOW)
+    assert ready(redisjobs) == [job_id]
+    assert stored(redisjobs, job_id) == before

@@ -18,7 +18,7 @@ from django.test import override_settings
 
 from django_redisjobs import JobHandle, keys
 from django_redisjobs.conf import Settings, get_settings
-from django_redisjobs.connection import Connection, build_client
+from django_redisjobs.connection import build_client, connect
 from django_redisjobs.context import JobContext
 from django_redisjobs.exceptions import RedisUnavailable
 from django_redisjobs.execution import cancelled_before_start
@@ -30,7 +30,6 @@ from django_redisjobs.queue import (
     Outcome,
     WorkerInfo,
 )
-from django_redisjobs.scripts import Scripts
 from tests.conftest import RedisJobs
 from tests.servers import RedisServer
 
@@ -122,7 +121,7 @@ def store_on(server: RedisServer, **settings: object) -> JobStore:
     ):
         config: Settings = get_settings()
     client = build_client(config)
-    return JobStore(Connection(client, Scripts(client)), config)
+    return JobStore(connect(client), config)
 
 
 @pytest.fixture(scope="module")

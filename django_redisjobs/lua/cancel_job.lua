@@ -18,17 +18,27 @@
 -- cancelled (out of every queue structure, in the cancelled zset, with a TTL, its
 -- unique lock released as finish_jobs.lua does); 2 the job is active, and its
 -- cancel_requested field is now "1" for the job and its worker to honour; 0 the job
--- had already ended (nothing changes); -1 there is no such job.
+-- had already ended (nothing changes); -1 there is no such job, or its key holds
+-- another type (nothing changes: no job can be read from it).
 -- LREM makes cancelling a default-priority queued job O(N) in the ready list's
 -- length; the other cases are O(log N).
+--
+-- Fails: a queue key (KEYS[2] to KEYS[5]) of the wrong type, which only a hand
+-- write makes, raises WRONGTYPE before anything changes: the job is read and the
+-- keys it will write are type-checked first. A field that is not a whole number
+-- (score, result_ttl_ms, unique_until_ms) counts as absent; a unique lock of the
+-- wrong type is left alone.
 
 local job_id = ARGV[1]
 local now_ms = tonumber(ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then
     return -1
 end
-local job = redis.call('HMGET', KEYS[1], 'status', 'score', 'result_ttl_ms',
+local job = read_job('HMGET', KEYS[1], 'status', 'score', 'result_ttl_ms',
     'unique_key', 'unique_until_ms')
+if not job then
+    return -1
+end
 local status = job[1]
 if status == 'active' then
     -- Only the job's own code can stop it; the worker checks before it starts.
@@ -36,12 +46,10 @@ if status == 'active' then
     return 2
 end
 if status == 'queued' then
-    if tonumber(job[2]) then
-        redis.call('ZREM', KEYS[3], job_id)
-    else
-        redis.call('LREM', KEYS[2], 1, job_id)
-    end
+    check_types(KEYS[2], 'list', KEYS[3], 'zset', KEYS[5], 'zset')
+    pull_ready(KEYS[2], KEYS[3], job_id, job[2])
 elseif status == 'scheduled' or status == 'retrying' then
+    check_types(KEYS[4], 'zset', KEYS[5], 'zset')
     redis.call('ZREM', KEYS[4], job_id)
 else
     -- succeeded, dead or cancelled: an ended job stays as it ended.
@@ -51,26 +59,11 @@ end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_ms', now_ms,
     'cancel_requested', '1')
 redis.call('ZADD', KEYS[5], now_ms, job_id)
-local ttl_ms = tonumber(job[3]) or 0
+local ttl_ms = as_int(job[3]) or 0
 if ttl_ms <= 0 then
     ttl_ms = tonumber(ARGV[3])
 end
 redis.call('PEXPIRE', KEYS[1], ttl_ms)
-
-if job[4] and job[4] ~= '' then
-    local lock = KEYS[6] .. job[4]
-    if redis.call('GET', lock) == job_id then
-        local until_ms = tonumber(job[5]) or 0
-        if until_ms > now_ms then
-            -- The unique_for window outlives the job: keep both until it closes.
-            redis.call('PEXPIREAT', lock, until_ms)
-            if ttl_ms < until_ms - now_ms then
-                redis.call('PEXPIREAT', KEYS[1], until_ms)
-            end
-        else
-            redis.call('DEL', lock)
-        end
-    end
-end
+release_unique(KEYS[6], job[4], KEYS[1], job_id, job[5], now_ms)
 redis.call('PUBLISH', ARGV[4], 'cancelled')
 return 1

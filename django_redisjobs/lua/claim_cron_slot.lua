@@ -24,7 +24,16 @@
 -- Returns a flat array: the watermark before the call (-1 when the entry was not
 -- known: the watermark starts at until_ms and nothing is stored, so a new entry
 -- never fires for times before it existed), then the ids of the jobs stored.
--- Fails only on malformed ARGV.
+-- A stored watermark that is not a whole number counts as absent: the entry
+-- starts again from until_ms. A job key that exists, of any type, is left alone.
+--
+-- Fails: a cron hash of the wrong type (only a hand write makes one) raises
+-- WRONGTYPE on the first write, before anything changed. A job's list or
+-- prioritized entry is written before its hash, so a ready list or prioritized
+-- set of the wrong type raises it with the fire times before stored whole and
+-- the watermark not yet raised: the next call stores the rest. A marker of the
+-- wrong type raises it after everything else was written. Malformed ARGV raises a
+-- Lua error in the same places.
 
 local now_ms = tonumber(ARGV[1])
 local name = ARGV[2]
@@ -32,12 +41,11 @@ local until_ms = tonumber(ARGV[3])
 local n_fields = tonumber(ARGV[4])
 
 redis.call('HSET', KEYS[1], name .. ':seen', now_ms)
-local stored_mark = redis.call('HGET', KEYS[1], name)
-if stored_mark == false then
+local watermark = as_int(redis.call('HGET', KEYS[1], name))
+if not watermark then
     redis.call('HSET', KEYS[1], name, until_ms)
     return {-1}
 end
-local watermark = tonumber(stored_mark)
 
 local score_at
 for f = 1, n_fields do
@@ -62,14 +70,9 @@ while i <= #ARGV do
         end
         fields[#fields + 1] = 'status'
         fields[#fields + 1] = 'queued'
-        redis.call('HSET', job_key, unpack(fields))
         local score = score_at and ARGV[i + score_at] or ''
-        if score ~= '' then
-            -- A non-default priority needs ordering by score, not by arrival.
-            redis.call('ZADD', KEYS[3], score, job_id)
-        else
-            redis.call('RPUSH', KEYS[2], job_id)
-        end
+        push_ready(KEYS[2], KEYS[3], job_id, score, false)
+        redis.call('HSET', job_key, unpack(fields))
         out[#out + 1] = job_id
         last_fired = fire_ms
     end

@@ -18,126 +18,151 @@
 -- Returns a flat array; per claimed id: the id, N (the count of items that follow),
 -- then N items alternating field name and value (the hash as the claim left it,
 -- read with one HGETALL before the claim's HSET and patched in Lua). N = 0
--- means the id had no hash (expired or deleted): it is dropped from the queue. An
--- id whose job is already cancelled is dropped and left out of the reply: it must
--- not run. Each id taken off counts towards the limit, so the work stays bounded.
--- The move is atomic: a claimed id is never in neither the queue nor the active set.
+-- means the id had no hash (expired or deleted); N = -1 means its key holds
+-- another type, and one item follows, the reason. Either way the id is dropped
+-- from the queue and nothing else changes for it. An id whose job is already
+-- cancelled, or that the call already took (an id listed twice), is dropped and
+-- left out of the reply: it must not run. Each id taken off counts towards the
+-- limit, so the work stays bounded. The move is atomic: a claimed id is never in
+-- neither the queue nor the active set.
+--
+-- Fails: a queue key (KEYS[1] to KEYS[3]) of the wrong type, which only a hand
+-- write makes, raises WRONGTYPE before anything changes: they are read first. The
+-- marker (KEYS[4]) is deleted before it is set again, so its type never matters.
+-- Damaged job data never fails the call: a job key of another type is dropped as
+-- above, and a field that is not a whole number (attempts, enqueued_ms,
+-- run_at_ms) counts as absent. Under maxmemory the claim runs, as its first write
+-- is a DEL.
 
 local now_ms = tonumber(ARGV[1])
 local deadline_ms = ARGV[2]
 local worker_id = ARGV[3]
 local limit = tonumber(ARGV[4])
-local after_wait = ARGV[6] == '1'
 local bound = tonumber(ARGV[5])
-local has_prioritized = redis.call('EXISTS', KEYS[2]) == 1
+local after_wait = ARGV[6] == '1'
 
-local function next_id()
-    if has_prioritized then
-        local top = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-        if top[1] == nil then
-            has_prioritized = false
-        elseif tonumber(top[2]) < bound then
-            -- A higher priority than the default list's jobs: it goes first.
-            redis.call('ZREM', KEYS[2], top[1])
-            return top[1]
-        end
-    end
-    local job_id = redis.call('LPOP', KEYS[1])
-    if job_id then
-        return job_id
-    end
-    if has_prioritized then
-        -- The list is empty, so lower priorities get their turn.
-        local low = redis.call('ZPOPMIN', KEYS[2])
-        if low[1] then
-            return low[1]
-        end
-    end
-    return nil
+-- Reads of the queue's keys come first: each fails on a key of the wrong type
+-- before anything changed. KEYS[3] is read only for that check.
+local listed = redis.call('LLEN', KEYS[1])
+local prioritized = redis.call('ZCARD', KEYS[2])
+redis.call('ZCARD', KEYS[3])
+
+-- How many ids to take from where: the prioritized ids scored below the bound
+-- (priorities above the default) go first, then the head of the list, then the
+-- other prioritized ids.
+local top = {}
+if prioritized > 0 then
+    top = redis.call('ZRANGE', KEYS[2], 0, limit - 1, 'WITHSCORES')
 end
+local high = 0
+while high * 2 < #top and tonumber(top[high * 2 + 2]) < bound do
+    high = high + 1
+end
+local from_list = math.min(listed, limit - high)
+local from_top = math.min(#top / 2, limit - from_list)
 
--- The ids to claim, in order. Without prioritized jobs one LPOP takes them all.
-local function take_ids()
-    if not has_prioritized then
-        return redis.call('LPOP', KEYS[1], limit) or {}
-    end
-    local ids = {}
-    for _ = 1, limit do
-        local job_id = next_id()
-        if not job_id then
-            break
-        end
+-- The first write: DEL works on a key of any type. Under maxmemory Redis refuses a
+-- script's memory-growing writes only until its first write, so a claim (whose
+-- pops free memory) still runs when Redis is full.
+redis.call('DEL', KEYS[4])
+
+local ids, taken_from_top = {}, {}
+for i = 1, from_top do
+    taken_from_top[i] = top[i * 2 - 1]
+end
+for i = 1, high do
+    ids[#ids + 1] = taken_from_top[i]
+end
+if from_list > 0 then
+    for _, job_id in ipairs(redis.call('LPOP', KEYS[1], from_list)) do
         ids[#ids + 1] = job_id
     end
-    return ids
+end
+for i = high + 1, from_top do
+    ids[#ids + 1] = taken_from_top[i]
 end
 
 -- Fields the claim sets; the reply carries their new values, not the stored ones.
 local claim_sets = {status = true, started_ms = true, worker = true, attempts = true}
 
-local out = {}
-local leases = {}
-for _, job_id in ipairs(take_ids()) do
+-- The fields a claim writes to a job whose hash is `fields` (as `known`, by name),
+-- and the reply's items for it: the stored fields with those written.
+local function lease(fields, known)
+    local attempts = (as_int(known.attempts) or 0) + 1
+    local started_ms = now_ms
+    if after_wait then
+        -- The claim waited for the job: it started no earlier than the job
+        -- existed, or fell due.
+        started_ms = math.max(now_ms, as_int(known.enqueued_ms) or 0,
+            as_int(known.run_at_ms) or 0)
+    end
+    local set = {'status', 'active', 'started_ms', string.format('%.0f', started_ms),
+        'worker', worker_id, 'attempts', string.format('%.0f', attempts)}
+    local reply = {}
+    for f = 1, #fields, 2 do
+        if not claim_sets[fields[f]] then
+            reply[#reply + 1] = fields[f]
+            reply[#reply + 1] = fields[f + 1]
+        end
+    end
+    for f = 1, #set do
+        reply[#reply + 1] = set[f]
+    end
+    return set, reply
+end
+
+local out, leases, writes, seen = {}, {}, {}, {}
+for _, job_id in ipairs(ids) do
     local job_key = KEYS[5] .. job_id
     -- One read gives existence, status and the times, and the reply's fields.
-    local fields = redis.call('HGETALL', job_key)
+    local fields, reason
+    if not seen[job_id] then
+        fields, reason = read_job('HGETALL', job_key)
+    end
     local known = {}
-    for f = 1, #fields, 2 do
+    for f = 1, #(fields or {}), 2 do
         known[fields[f]] = fields[f + 1]
     end
-    if #fields == 0 then
+    if seen[job_id] then
+        -- Listed twice (only by hand): its first copy is the claim.
+    elseif not fields then
+        out[#out + 1] = job_id
+        out[#out + 1] = -1
+        out[#out + 1] = reason
+    elseif #fields == 0 then
         -- The hash expired or was deleted; the id alone cannot run.
         out[#out + 1] = job_id
         out[#out + 1] = 0
     elseif known.status == 'cancelled' then
         -- cancel_job.lua takes ids out of the queue, so only an id put back by
-        -- hand or by an older version gets here; the cancel stands, and the id
-        -- is simply not put back.
+        -- hand or by an older version gets here; the cancel stands.
     else
-        -- tonumber guards a corrupt field: a Lua error here would strand the id.
-        local attempts = math.floor(tonumber(known.attempts) or 0) + 1
-        local started_ms = now_ms
-        if after_wait then
-            -- The claim waited for the job: it started no earlier than the job
-            -- existed, or fell due.
-            started_ms = math.max(now_ms, tonumber(known.enqueued_ms) or 0,
-                tonumber(known.run_at_ms) or 0)
-        end
-        redis.call('HSET', job_key, 'status', 'active', 'started_ms', started_ms,
-            'worker', worker_id, 'attempts', attempts)
+        local set, reply = lease(fields, known)
         leases[#leases + 1] = deadline_ms
         leases[#leases + 1] = job_id
-        local reply = {}
-        for f = 1, #fields, 2 do
-            if not claim_sets[fields[f]] then
-                reply[#reply + 1] = fields[f]
-                reply[#reply + 1] = fields[f + 1]
-            end
-        end
-        reply[#reply + 1] = 'status'
-        reply[#reply + 1] = 'active'
-        reply[#reply + 1] = 'started_ms'
-        reply[#reply + 1] = string.format('%.0f', started_ms)
-        reply[#reply + 1] = 'worker'
-        reply[#reply + 1] = worker_id
-        reply[#reply + 1] = 'attempts'
-        reply[#reply + 1] = string.format('%.0f', attempts)
+        writes[#writes + 1] = {job_key, set}
         out[#out + 1] = job_id
         out[#out + 1] = #reply
         for f = 1, #reply do
             out[#out + 1] = reply[f]
         end
     end
+    seen[job_id] = true
+end
+
+-- The type checks above keep these writes from failing part-way.
+if listed + prioritized > from_list + from_top then
+    -- Jobs remain: the marker wakes the next blocked worker too. (Drained, an
+    -- idle worker should block, not wake to an empty queue.)
+    redis.call('ZADD', KEYS[4], 0, 'ready')
 end
 if #leases > 0 then
     redis.call('ZADD', KEYS[3], unpack(leases))
 end
-
-if redis.call('LLEN', KEYS[1]) > 0 or redis.call('EXISTS', KEYS[2]) == 1 then
-    -- Jobs remain: keep the marker so the next blocked worker wakes too.
-    redis.call('ZADD', KEYS[4], 0, 'ready')
-else
-    -- Drained: an idle worker should block, not wake to an empty queue.
-    redis.call('DEL', KEYS[4])
+if from_top > 0 then
+    redis.call('ZREM', KEYS[2], unpack(taken_from_top))
+end
+for _, write in ipairs(writes) do
+    redis.call('HSET', write[1], unpack(write[2]))
 end
 return out

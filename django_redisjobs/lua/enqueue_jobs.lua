@@ -26,8 +26,16 @@
 -- A unique lock is held while its job is queued, scheduled, active or retrying,
 -- and after that until the lock's own expiry (set when the job ends, for the rest
 -- of its unique_until_ms window). A lock whose job is gone or ended without such an
--- expiry is stale, and the new job takes it over.
--- Fails only on malformed ARGV (a Lua error, nothing partial for that job).
+-- expiry is stale, and the new job takes it over. A job key of another type counts
+-- as a known id (0; it is left as it is). A unique lock of another type counts as
+-- free (SET replaces it), and a holder whose key is not a hash as ended.
+--
+-- Fails: each job is stored whole or not at all. Its queue structure is written
+-- before its hash, so a ready list, prioritized or scheduled set of the wrong type
+-- (only a hand write makes one) raises WRONGTYPE with the jobs before it stored
+-- whole and it and the jobs after it not stored; a marker of the wrong type raises
+-- it after every job was stored. Either way a retry of the same call completes
+-- it: a stored id answers 0. Malformed ARGV raises a Lua error the same way.
 
 local now_ms = tonumber(ARGV[1])
 local n_fields = tonumber(ARGV[2])
@@ -44,12 +52,13 @@ local live = {queued = true, scheduled = true, active = true, retrying = true}
 
 -- The id of the job that holds `lock`, or nil when the lock is free or stale.
 local function holder_of(lock)
-    local holder = redis.call('GET', lock)
-    if not holder then
+    local holder = redis.pcall('GET', lock)
+    if type(holder) ~= 'string' then
+        -- Free, or damaged (a key of another type): no job holds it.
         return nil
     end
-    local status = redis.call('HGET', KEYS[5] .. holder, 'status')
-    if status and live[status] then
+    local status = redis.pcall('HGET', KEYS[5] .. holder, 'status')
+    if type(status) == 'string' and live[status] then
         return holder
     end
     -- An ended holder keeps the key only while the lock carries its window's TTL.
@@ -66,11 +75,16 @@ local function store(i, job_id, job_key, unique_key)
         fields[#fields + 1] = names[f]
         fields[#fields + 1] = ARGV[i + f]
     end
-    local run_at_ms = run_at_at and tonumber(ARGV[i + run_at_at]) or 0
+    local run_at_ms = run_at_at and as_int(ARGV[i + run_at_at]) or 0
     local score = score_at and ARGV[i + score_at] or ''
     local status = 'queued'
+    -- The structure first: a key of the wrong type fails here, before the hash.
     if run_at_ms > now_ms then
+        -- Not ready yet: promote_due.lua moves it when run_at_ms passes.
         status = 'scheduled'
+        redis.call('ZADD', KEYS[3], run_at_ms, job_id)
+    else
+        push_ready(KEYS[1], KEYS[2], job_id, score, ARGV[i] == '1')
     end
     -- No 'attempts' field: absent means 0 (claim_jobs.lua sets it).
     fields[#fields + 1] = 'status'
@@ -78,21 +92,10 @@ local function store(i, job_id, job_key, unique_key)
     redis.call('HSET', job_key, unpack(fields))
     if unique_key ~= '' then
         -- No TTL while the job lives: its end releases the lock (finish_jobs.lua).
+        -- SET replaces a key of any type.
         redis.call('SET', KEYS[6] .. unique_key, job_id)
     end
-    if status == 'scheduled' then
-        -- Not ready yet: promote_due.lua moves it when run_at_ms passes.
-        redis.call('ZADD', KEYS[3], run_at_ms, job_id)
-        return false
-    elseif score ~= '' then
-        -- A non-default priority needs ordering by score, not by arrival.
-        redis.call('ZADD', KEYS[2], score, job_id)
-    elseif ARGV[i] == '1' then
-        redis.call('LPUSH', KEYS[1], job_id)
-    else
-        redis.call('RPUSH', KEYS[1], job_id)
-    end
-    return true
+    return status == 'queued'
 end
 
 local results = {}

@@ -23,12 +23,25 @@
 --   result (JSON, succeeded only); error class; error message; traceback
 --
 -- Returns one integer per job: 1 recorded; 0 not recorded because the job is no
--- longer this worker's attempt (its lease was recovered); -1 the hash is gone.
+-- longer this worker's attempt (its lease was recovered); -1 the hash is gone, or
+-- its key holds another type (nothing is written; the id stays in the active set
+-- until recover_jobs.lua sets it aside).
 -- "requeued" puts the job back at the head of its queue and gives the attempt back,
 -- for a worker that stops before the job ends. A job whose cancel was requested
 -- (cancel_requested = "1") is never queued again: "retrying" and "requeued" end it
 -- as cancelled instead. Ending a job releases its unique lock, or leaves the lock
--- to expire at the job's unique_until_ms when that is still ahead.
+-- to expire at the job's unique_until_ms when that is still ahead. A stored field
+-- that is not a whole number (score, result_ttl_ms, unique_until_ms) counts as
+-- absent.
+--
+-- Fails: only on a queue key of the wrong type, which only a hand write makes,
+-- and never so that a job is lost. A retrying or requeued job's structure
+-- (KEYS[2], or KEYS[6] and KEYS[7]) is written before its hash, so a wrong type
+-- there fails with that job still active and leased (recover_jobs.lua takes it
+-- back later) and the jobs before it recorded. The active set, the finished sets
+-- and the marker are written last, for the whole call: a wrong type there fails
+-- after every job's hash was written; ended jobs still expire by their TTL, and
+-- recover_jobs.lua drops an id left in the active set without taking the job back.
 
 local now_ms = tonumber(ARGV[1])
 local worker_id = ARGV[2]
@@ -41,34 +54,12 @@ local wake = false
 local unleased = {}
 local finished = {}
 
--- Release the job's unique lock if it still holds it, keeping its window.
-local function release_unique(job_key, job_id, unique_key, unique_until_ms)
-    if not unique_key or unique_key == '' then
-        return
-    end
-    local lock = KEYS[10] .. unique_key
-    if redis.call('GET', lock) ~= job_id then
-        -- A stale lock was taken over by a newer job; it is not ours to drop.
-        return
-    end
-    local until_ms = tonumber(unique_until_ms) or 0
-    if until_ms > now_ms then
-        redis.call('PEXPIREAT', lock, until_ms)
-        -- Keep the job readable for as long as its lock can name it.
-        if redis.call('PEXPIRETIME', job_key) < until_ms then
-            redis.call('PEXPIREAT', job_key, until_ms)
-        end
-    else
-        redis.call('DEL', lock)
-    end
-end
-
 -- End a job: `fields` (name, value pairs) are written with its status in one HSET;
 -- `held` is what the job's HMGET read (see below).
 local function ended(job_key, job_id, status, ttl_ms, finished_set, fields, held)
-    local ttl = tonumber(ttl_ms) or 0
+    local ttl = as_int(ttl_ms) or 0
     if ttl <= 0 then
-        ttl = tonumber(held[8]) or 0
+        ttl = as_int(held[8]) or 0
     end
     fields[#fields + 1] = 'status'
     fields[#fields + 1] = status
@@ -85,7 +76,7 @@ local function ended(job_key, job_id, status, ttl_ms, finished_set, fields, held
     if ttl > 0 then
         redis.call('PEXPIRE', job_key, ttl)
     end
-    release_unique(job_key, job_id, held[6], held[7])
+    release_unique(KEYS[10], held[6], job_key, job_id, held[7], now_ms)
     redis.call('PUBLISH', channel_prefix .. job_id, status)
 end
 
@@ -94,9 +85,9 @@ while i <= #ARGV do
     local job_id, attempt, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local due_ms, ttl_ms = ARGV[i + 3], ARGV[i + 4]
     local job_key = KEYS[9] .. job_id
-    local held = redis.call('HMGET', job_key, 'status', 'worker', 'attempts', 'score',
+    local held = read_job('HMGET', job_key, 'status', 'worker', 'attempts', 'score',
         'cancel_requested', 'unique_key', 'unique_until_ms', 'result_ttl_ms')
-    if held[1] == false then
+    if not held or held[1] == false then
         results[#results + 1] = -1
     elseif held[1] ~= 'active' or held[2] ~= worker_id or held[3] ~= attempt then
         -- The lease expired and the job moved on; the current holder records it.
@@ -117,22 +108,17 @@ while i <= #ARGV do
             errors[#errors + 1] = 'retrying'
             errors[#errors + 1] = 'run_at_ms'
             errors[#errors + 1] = due_ms
-            redis.call('HSET', job_key, unpack(errors))
             redis.call('ZADD', KEYS[2], due_ms, job_id)
+            redis.call('HSET', job_key, unpack(errors))
         elseif outcome == 'dead' then
             ended(job_key, job_id, 'dead', ttl_ms, KEYS[4], errors, held)
         elseif outcome == 'cancelled' then
             ended(job_key, job_id, 'cancelled', ttl_ms, KEYS[5], errors, held)
         else
             -- requeued: the worker stopped before the job ended; no attempt is used.
+            push_ready(KEYS[6], KEYS[7], job_id, held[4], true)
             redis.call('HSET', job_key, 'status', 'queued', 'worker', '',
                 'attempts', tonumber(attempt) - 1)
-            local score = tonumber(held[4])
-            if score then
-                redis.call('ZADD', KEYS[7], score, job_id)
-            else
-                redis.call('LPUSH', KEYS[6], job_id)
-            end
             wake = true
         end
         results[#results + 1] = 1

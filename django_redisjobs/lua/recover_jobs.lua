@@ -31,12 +31,23 @@
 --          recorded message adds the attempt
 -- ARGV[9..] candidate job ids (with a worker id; the caller read them from KEYS[1])
 --
--- Returns a flat array: requeued count, dead count, then the recovered ids.
+-- Returns a flat array: requeued count, dead count, N, the N recovered ids, then a
+-- pair per id set aside (the id and the reason).
 -- A requeued job goes to the head of its queue: it has waited longest. Its lost
 -- attempt counts, so a job that kills its worker every time ends dead. A job whose
 -- cancel was requested (cancel_requested = "1") ends cancelled instead of going
 -- back to its queue; it is among the ids but in neither count. A job that ends
--- here releases its unique lock as finish_jobs.lua does.
+-- here releases its unique lock as finish_jobs.lua does. A candidate in the active
+-- set whose key holds another type is set aside: it leaves the active set, and the
+-- key stays for a person to look at. A field that is not a whole number (attempts,
+-- max_attempts, lost, result_ttl_ms, score) counts as absent. An id in the active
+-- set whose job's status is no longer "active" (it ended, or is queued again)
+-- only leaves the active set.
+--
+-- Fails: a queue key (KEYS[1] to KEYS[5], KEYS[7]) of the wrong type, which only a
+-- hand write makes, raises WRONGTYPE before anything changes: every candidate is
+-- read and every key type-checked before the first write. Damaged job data never
+-- fails the call.
 
 local now_ms = tonumber(ARGV[1])
 local worker_id = ARGV[7]
@@ -52,34 +63,11 @@ end
 local requeued, dead = 0, 0
 local ids = {}
 
--- Release the job's unique lock if it still holds it, keeping its window.
-local function release_unique(job_key, job_id)
-    local unique = redis.call('HMGET', job_key, 'unique_key', 'unique_until_ms')
-    if not unique[1] or unique[1] == '' then
-        return
-    end
-    local lock = KEYS[8] .. unique[1]
-    if redis.call('GET', lock) ~= job_id then
-        -- A stale lock was taken over by a newer job; it is not ours to drop.
-        return
-    end
-    local until_ms = tonumber(unique[2]) or 0
-    if until_ms > now_ms then
-        redis.call('PEXPIREAT', lock, until_ms)
-        -- Keep the job readable for as long as its lock can name it.
-        if redis.call('PEXPIRETIME', job_key) < until_ms then
-            redis.call('PEXPIREAT', job_key, until_ms)
-        end
-    else
-        redis.call('DEL', lock)
-    end
-end
-
-local function ended(job_key, job_id, status, ttl_ms, finished_set)
+local function ended(job_key, job_id, job, status, ttl_ms, finished_set)
     redis.call('HSET', job_key, 'status', status, 'finished_ms', now_ms)
     redis.call('ZADD', finished_set, now_ms, job_id)
     redis.call('PEXPIRE', job_key, ttl_ms)
-    release_unique(job_key, job_id)
+    release_unique(KEYS[8], job[8], job_key, job_id, job[9], now_ms)
     redis.call('PUBLISH', ARGV[4] .. job_id, status)
 end
 
@@ -97,58 +85,89 @@ local function is_lost(job_id, holder, status)
 end
 
 local function take_back(job_key, job_id, job)
-    -- tonumber guards corrupt fields: an error here would strand the job.
-    local attempts = tonumber(job[1]) or 0
-    local max_attempts = tonumber(job[2]) or 1
-    local lost = tonumber(redis.call('HGET', job_key, 'lost')) or 0
+    local attempts = as_int(job[1]) or 0
+    local max_attempts = as_int(job[2]) or 1
     local reason = ARGV[8]
     if reason == '' then
         reason = 'Worker ' .. (job[3] or '?') .. ' stopped renewing its lease'
     end
-    redis.call('HSET', job_key, 'lost', lost + 1, 'error_class', ARGV[5],
+    redis.call('HSET', job_key, 'lost', (as_int(job[10]) or 0) + 1,
+        'error_class', ARGV[5],
         'error_message', reason .. ' during attempt ' .. attempts .. '.',
         'traceback', '', 'worker', '')
     if job[5] == '1' then
         -- Its cancel was requested: running it again would defy the request.
-        local ttl_ms = tonumber(job[6]) or 0
+        local ttl_ms = as_int(job[6]) or 0
         if ttl_ms <= 0 then
             ttl_ms = ARGV[6]
         end
-        ended(job_key, job_id, 'cancelled', ttl_ms, KEYS[7])
+        ended(job_key, job_id, job, 'cancelled', ttl_ms, KEYS[7])
     elseif attempts >= max_attempts then
         -- Out of attempts: a job that kills its worker every time ends here.
-        ended(job_key, job_id, 'dead', ARGV[3], KEYS[4])
+        ended(job_key, job_id, job, 'dead', ARGV[3], KEYS[4])
         dead = dead + 1
     else
         redis.call('HSET', job_key, 'status', 'queued')
-        if tonumber(job[4]) then
-            redis.call('ZADD', KEYS[3], tonumber(job[4]), job_id)
-        else
-            redis.call('LPUSH', KEYS[2], job_id)
-        end
+        push_ready(KEYS[2], KEYS[3], job_id, job[4], true)
         requeued = requeued + 1
     end
     ids[#ids + 1] = job_id
 end
 
-for _, job_id in ipairs(candidates) do
+-- Reads: which candidates to take back, and which to set aside.
+local taken, set_aside, seen = {}, {}, {}
+
+local function inspect(job_id)
     local job_key = KEYS[6] .. job_id
-    local job = redis.call('HMGET', job_key, 'attempts', 'max_attempts', 'worker',
-        'score', 'cancel_requested', 'result_ttl_ms', 'status')
-    if is_lost(job_id, job[3], job[7]) then
-        redis.call('ZREM', KEYS[1], job_id)
-        -- EXISTS, not a present field: a hash missing 'attempts' is not stranded.
-        if redis.call('EXISTS', job_key) == 1 then
-            take_back(job_key, job_id, job)
+    local job, reason = read_job('HMGET', job_key, 'attempts', 'max_attempts',
+        'worker', 'score', 'cancel_requested', 'result_ttl_ms', 'status',
+        'unique_key', 'unique_until_ms', 'lost')
+    if not job then
+        -- Its holder cannot be read; only an id still leased here is set aside.
+        if worker_id == '' or redis.call('ZSCORE', KEYS[1], job_id) then
+            set_aside[#set_aside + 1] = job_id
+            set_aside[#set_aside + 1] = reason
         end
+    elseif is_lost(job_id, job[3], job[7]) then
+        -- EXISTS, not a present field: a hash missing 'attempts' is not stranded.
+        local exists = redis.call('EXISTS', job_key) == 1
+        -- A job that ended, or waits in a queue, only leaves the active set (a
+        -- finish_jobs.lua call that failed part-way can leave such an id).
+        local moved_on = job[7] and job[7] ~= 'active'
+        taken[#taken + 1] = {job_id, job_key, exists and not moved_on and job}
+    end
+end
+
+for _, job_id in ipairs(candidates) do
+    -- A candidate named twice is looked at once.
+    if not seen[job_id] then
+        seen[job_id] = true
+        inspect(job_id)
+    end
+end
+
+if #taken + #set_aside > 0 then
+    check_types(KEYS[2], 'list', KEYS[3], 'zset', KEYS[4], 'zset', KEYS[5], 'zset',
+        KEYS[7], 'zset')
+end
+for i = 1, #set_aside, 2 do
+    redis.call('ZREM', KEYS[1], set_aside[i])
+end
+for _, candidate in ipairs(taken) do
+    redis.call('ZREM', KEYS[1], candidate[1])
+    if candidate[3] then
+        take_back(candidate[2], candidate[1], candidate[3])
     end
 end
 
 if requeued > 0 then
     redis.call('ZADD', KEYS[5], 0, 'ready')
 end
-local out = {requeued, dead}
+local out = {requeued, dead, #ids}
 for _, job_id in ipairs(ids) do
     out[#out + 1] = job_id
+end
+for _, item in ipairs(set_aside) do
+    out[#out + 1] = item
 end
 return out

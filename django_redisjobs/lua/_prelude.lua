@@ -1,0 +1,99 @@
+-- _prelude.lua: helpers shared by the scripts in this directory; not a script.
+--
+-- scripts.py puts this text in front of every script's text when it loads it, so
+-- each helper is written once, and each script's text (so its SHA) is the same in
+-- every process. Redis reports errors at lines of the joined text: scripts.py
+-- names the script file and its own line in the error it raises. A script's own
+-- text starts at its header line "-- <name>.lua: ...".
+--
+-- Helpers take every key they touch as a parameter and read no KEYS or ARGV. They
+-- never fail on damaged data (a stored field that is not a number, a job key of the
+-- wrong type): stored values go through as_int, keys of unknown type through
+-- redis.pcall.
+
+-- The integer a stored value holds, or nil when it is absent, not a whole number,
+-- or beyond +-2^53. Lua's tonumber accepts "nan" and "inf"; Redis rejects NaN as
+-- a score, and turns a non-finite or huge number into a wrong integer reply.
+local function as_int(value)
+    local n = tonumber(value)
+    if n and n == math.floor(n) and n > -9007199254740992
+        and n < 9007199254740992 then
+        return n
+    end
+    return nil
+end
+
+-- Read a job's hash with `command` (HMGET or HGETALL) and `...`. Returns the
+-- reply, or nil and a reason when the key holds another type: a key a script
+-- cannot use, which it sets aside instead of failing part-way.
+local function read_job(command, job_key, ...)
+    local reply = redis.pcall(command, job_key, ...)
+    if reply.err then
+        local kind = redis.call('TYPE', job_key).ok
+        return nil, 'its key holds a ' .. kind .. ', not a hash'
+    end
+    return reply
+end
+
+-- Fail, before the caller changes anything, unless each key is missing or of its
+-- type: `...` alternates key and type ('list', 'zset', 'hash').
+local function check_types(...)
+    local given = {...}
+    for i = 1, #given, 2 do
+        local kind = redis.call('TYPE', given[i]).ok
+        if kind ~= 'none' and kind ~= given[i + 1] then
+            error({err = 'WRONGTYPE ' .. given[i] .. ' holds a ' .. kind
+                .. ', not a ' .. given[i + 1]})
+        end
+    end
+end
+
+-- Make a job ready: into the prioritized zset when its stored `score` is a whole
+-- number (a non-default priority orders by score, not by arrival), else into the
+-- ready list, at the head when `at_front`. An empty or corrupt score means the
+-- default priority.
+local function push_ready(ready_key, prioritized_key, job_id, score, at_front)
+    local n = as_int(score)
+    if n then
+        redis.call('ZADD', prioritized_key, n, job_id)
+    elseif at_front then
+        redis.call('LPUSH', ready_key, job_id)
+    else
+        redis.call('RPUSH', ready_key, job_id)
+    end
+end
+
+-- Take a ready job out of where push_ready put it, by the same rule. LREM is O(N)
+-- in the list's length.
+local function pull_ready(ready_key, prioritized_key, job_id, score)
+    if as_int(score) then
+        redis.call('ZREM', prioritized_key, job_id)
+    else
+        redis.call('LREM', ready_key, 1, job_id)
+    end
+end
+
+-- Release the unique lock `lock_prefix .. unique_key` of a job that has ended, if
+-- the job still holds it. While the job's unique_for window (`until_ms`) is open,
+-- the lock lives on until the window closes, and so does the job's hash, so the
+-- lock never names a missing job. A lock taken over by a newer job, or of the
+-- wrong type, is not this job's: it stays.
+local function release_unique(lock_prefix, unique_key, job_key, job_id, until_ms,
+                              now_ms)
+    if not unique_key or unique_key == '' then
+        return
+    end
+    local lock = lock_prefix .. unique_key
+    if redis.pcall('GET', lock) ~= job_id then
+        return
+    end
+    local window_end = as_int(until_ms) or 0
+    if window_end > now_ms then
+        redis.call('PEXPIREAT', lock, window_end)
+        if redis.call('PEXPIRETIME', job_key) < window_end then
+            redis.call('PEXPIREAT', job_key, window_end)
+        end
+    else
+        redis.call('DEL', lock)
+    end
+end
