@@ -199,8 +199,8 @@ class Scripts:
         return replies
 
     def enqueue_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[int | str]:
-        """Store jobs; per job 1 (stored), 0 (id already known) or the id of the job
-        that holds its unique key."""
+        """Store jobs; per job 1 (stored, queued), 2 (stored, scheduled), 0 (id
+        already known) or the id of the job that holds its unique key."""
         return parse_enqueued(self._run("enqueue_jobs", keys, args))
 
     def claim_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[Claimed]:

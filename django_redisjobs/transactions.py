@@ -88,10 +88,21 @@ def _write(
     holders = _holders(store, live, placed)
     for (request, handle), where in zip(live, placed, strict=True):
         if where.job_id == request.job.id:
-            handle.mark_enqueued(request.job)
-            send_signal(signals.job_enqueued, request.job)
+            job = _as_stored(request.job, where)
+            handle.mark_enqueued(job)
+            send_signal(signals.job_enqueued, job)
         else:
             handle.mark_enqueued(holders[where.job_id])
+
+
+def _as_stored(job: Job, where: Placed) -> Job:
+    """`job` with the status the enqueue script gave it: a job made to wait
+    until a time that passed before its transaction committed is queued, not
+    scheduled (the script decides with the clock of the write)."""
+    if not where.stored:
+        return job  # a replayed id: the stored job is the first enqueue's
+    status = JobStatus.SCHEDULED if where.scheduled else JobStatus.QUEUED
+    return job if job.status is status else dataclasses.replace(job, status=status)
 
 
 def _holders(

@@ -63,7 +63,8 @@ def enqueue(
 
 def add(rj: RedisJobs, **options: int | str) -> str:
     job = make_job(**options)  # type: ignore[arg-type]  # options fit make_job
-    assert enqueue(rj, job) == [Placed(job.id, True)]
+    later = int(options.get("run_at_ms", 0)) > NOW
+    assert enqueue(rj, job) == [Placed(job.id, True, scheduled=later)]
     return job.id
 
 

@@ -481,7 +481,7 @@ def test_enqueue_jobs_wrapper_returns_one_code_per_job(redisjobs: RedisJobs) -> 
     args = [NOW, 3, "id", "score", "run_at_ms"]
     args += [0, "a", "", 0, 0, "b", "", NOW + 1, 0, "a", "", 0]
     codes = redisjobs.store.scripts.enqueue_jobs(script_keys, args)
-    assert codes == [1, 1, 0]
+    assert codes == [1, 2, 0]  # ready, scheduled, already known
     assert ready(redisjobs) == ["a"]
     assert zset(redisjobs, "scheduled") == [("b", NOW + 1)]
 

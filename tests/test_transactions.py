@@ -1,6 +1,7 @@
 """Commit-aware enqueue against real SQLite and PostgreSQL transactions."""
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -9,7 +10,9 @@ from django.db import transaction
 from django.test import override_settings
 
 from django_redisjobs import JobStatus, SerializationError, keys
+from django_redisjobs.job import now_epoch_ms, to_ms
 from tests import db_jobs, jobs
+from tests.polling import wait_until
 
 DATABASES = ["default", "postgres"]
 pytestmark = pytest.mark.django_db(transaction=True, databases=DATABASES)
@@ -163,3 +166,24 @@ def test_a_write_that_fails_at_commit_skips_no_other_job_or_callback(
     assert stored.refresh().status is JobStatus.QUEUED
     assert refused.status is JobStatus.PENDING
     assert any(refused.id in r.message for r in caplog.records)
+
+
+def test_a_delay_that_passes_before_the_commit_gives_a_queued_handle(
+    redisjobs: Any,
+) -> None:
+    with transaction.atomic():
+        handle = jobs.add.enqueue(args=[1, 2], delay=timedelta(milliseconds=20))
+        assert handle.job.run_at is not None
+        # The commit comes after the job's time: the script stores it ready.
+        wait_until(lambda: now_epoch_ms() > to_ms(handle.job.run_at) + 5)
+    assert handle.status is JobStatus.QUEUED
+    assert handle.refresh().status is JobStatus.QUEUED
+
+
+def test_a_delay_still_ahead_at_the_commit_gives_a_scheduled_handle(
+    redisjobs: Any,
+) -> None:
+    with transaction.atomic():
+        handle = jobs.add.enqueue(args=[1, 2], delay=timedelta(hours=1))
+    assert handle.status is JobStatus.SCHEDULED
+    assert handle.refresh().status is JobStatus.SCHEDULED

@@ -20,7 +20,9 @@
 -- then, per job, 1 + F values: at_front ("1" pushes to the head of the ready list),
 --                 then the F field values in the order of the names
 --
--- Returns a flat array with one item per job: the integer 1 stored, the integer 0
+-- Returns a flat array with one item per job: the integer 1 stored and ready, 2
+-- stored and scheduled (its run_at_ms is later than now_ms: this call, with the
+-- caller's clock at the write, decides, not the clock at the job's creation), 0
 -- an id that already exists (a replayed enqueue; the stored job is left as it is),
 -- or a string, the id of the job that holds the job's unique_key (nothing stored).
 -- A unique lock is held while its job is queued, scheduled, active or retrying,
@@ -122,8 +124,10 @@ while i <= #ARGV do
         else
             if store(i, job_id, job_key, unique_key) then
                 wake = true
+                results[#results + 1] = 1
+            else
+                results[#results + 1] = 2
             end
-            results[#results + 1] = 1
         end
     end
     i = i + 1 + n_fields

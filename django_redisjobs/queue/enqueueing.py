@@ -85,7 +85,7 @@ class EnqueueOps(StoreBase):
         return [
             Placed(code, False)
             if isinstance(code, str)
-            else Placed(r.job.id, code == 1)
+            else Placed(r.job.id, code != 0, code == 2)
             for r, code in zip(requests, codes, strict=True)
         ]
 

@@ -55,6 +55,9 @@ class Placed:
 
     job_id: str  # the request's own id, or the id of the job holding its unique key
     stored: bool  # False: a replayed id, or a unique key another job holds
+    #: Stored as scheduled rather than queued: the enqueue script decides, with
+    #: the clock of the write (a job that waited for a commit may be due by then).
+    scheduled: bool = False
 
 
 class Cancelled(enum.IntEnum):
