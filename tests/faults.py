@@ -5,8 +5,9 @@ deadline; the fixed pauses in these tests are the faults themselves (how long
 Redis stays away), never a guess at how long the code under test needs.
 """
 
+import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -80,3 +81,21 @@ def fresh_fault_jobs() -> Iterator[None]:
         yield
     finally:
         fault_jobs.release_all()
+
+
+def in_forked_child(work: Callable[[], str]) -> str:
+    """Run `work` in a forked child and return what it returned (or raised)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        try:
+            out = work()
+        except BaseException as err:
+            out = f"raised {err!r}"
+        os.write(write_end, out.encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        out = pipe.read()
+    os.waitpid(pid, 0)
+    return out

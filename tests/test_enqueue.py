@@ -3,8 +3,6 @@
 import datetime as dt
 import decimal
 import json
-import os
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +26,7 @@ from django_redisjobs import (
     signals,
 )
 from tests import jobs
+from tests.faults import in_forked_child
 
 
 def test_calling_a_background_function_runs_it_inline(redisjobs: Any) -> None:
@@ -344,24 +343,6 @@ def test_ids_made_in_one_millisecond_still_sort_in_creation_order() -> None:
     ids = [new_job_id(1_700_000_000_000) for _ in range(1000)]
     assert ids == sorted(ids)
     assert len(set(ids)) == 1000
-
-
-def in_forked_child(work: Callable[[], str]) -> str:
-    """Run `work` in a forked child and return what it returned (or raised)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        try:
-            out = work()
-        except BaseException as err:
-            out = f"raised {err!r}"
-        os.write(write_end, out.encode())
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        out = pipe.read()
-    os.waitpid(pid, 0)
-    return out
 
 
 def test_a_forked_child_makes_ids_of_its_own() -> None:

@@ -6,7 +6,6 @@ under test, and calls a tiny counting script, so a resend that ran the script
 twice would show in the count.
 """
 
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +17,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.retry import Retry
 
 from django_redisjobs.connection import ScriptTransport
+from tests.faults import in_forked_child
 from tests.polling import wait_until
 from tests.servers import RedisServer
 
@@ -186,21 +186,12 @@ def test_a_forked_child_calls_on_a_connection_of_its_own(
     transport, sha = transport_on(server, Retry(NoBackoff(), 1))
     transport.call_script(sha, ["n"], [])  # the parent's connection, kept idle
 
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        try:
-            transport.call_script(sha, ["n"], [])
-            with server.client() as admin:
-                out = str(len(clients_running(admin, "evalsha")))
-        except BaseException as err:
-            out = f"raised {err!r}"
-        os.write(write_end, out.encode())
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        out = pipe.read()
-    os.waitpid(pid, 0)
+    def in_child() -> str:
+        transport.call_script(sha, ["n"], [])
+        with server.client() as admin:
+            return str(len(clients_running(admin, "evalsha")))
+
+    out = in_forked_child(in_child)
 
     # Sharing the parent's socket would leave one client behind both calls.
     assert out == "2"
