@@ -51,7 +51,7 @@ from .ledger import Ledger, WorkerStats
 from .record import OutcomeRecorder
 from .renew import Heartbeat, Renewer
 from .run import ExecutorPool
-from .stop import hand_back, install_signal_handlers
+from .stop import StopParts, install_signal_handlers, shut_down
 from .supervision import StopSignal, ThreadSupervisor
 
 logger = logging.getLogger(__name__)
@@ -361,39 +361,16 @@ class Worker:
     # -- stopping -----------------------------------------------------------
 
     def _shutdown(self, join_renew: Callable[[float], None]) -> None:
-        if self.stop_signal.stopping:
-            # Asked to stop: jobs not started yet go back to their queue now.
-            self._hand_back(self.ledger.hand_back_unstarted())
-        self.stop_signal.request_stop()
-        deadline = time.monotonic() + self.config.grace.total_seconds()
-        self.ledger.wait_until_ended(deadline)
-        # Past the grace period: hand back what is still running or waiting for a
-        # thread, without using an attempt.
-        self._hand_back(self.ledger.hand_back_unstarted())
-        self._hand_back(self.ledger.hand_back_running())
-        self._pool.stop()
-        self._recorder.close(max(self.config.grace.total_seconds(), 5))
-        # Ends the recorder's backoff waits: outcomes still unwritten are dropped.
-        self.stop_signal.halt()
-        self._recorder.join(5)
-        join_renew(5)
-        self._account_for_held()
-        try:
-            self.store.unregister_worker(self.worker_id)
-        except RedisUnavailable as err:
-            logger.warning("could not unregister worker id=%s: %s", self.worker_id, err)
-
-    def _account_for_held(self) -> None:
-        """Name every job whose outcome did not reach Redis before the stop."""
-        held = self.ledger.held_ids()
-        if held:
-            logger.error(
-                "worker stopped holding %d job(s) whose outcome is not in redis; "
-                "their leases run out and they run again elsewhere id=%s jobs=%s",
-                len(held),
+        shut_down(
+            StopParts(
                 self.worker_id,
-                ",".join(held),
-            )
-
-    def _hand_back(self, jobs: list[Job]) -> None:
-        hand_back(jobs, self._recorder.record, self.settings)
+                self.settings,
+                self.store,
+                self.ledger,
+                self.stop_signal,
+                self._recorder,
+                self._pool,
+            ),
+            self.config.grace.total_seconds(),
+            join_renew,
+        )

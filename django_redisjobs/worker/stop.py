@@ -12,15 +12,75 @@ rest.
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import FrameType
 
 from ..conf import Settings
+from ..exceptions import RedisUnavailable
 from ..job import Job, JobStatus, duration_ms
 from ..policy import end_ttl
-from ..queue import Outcome
+from ..queue import JobStore, Outcome
+from .ledger import Ledger
+from .record import OutcomeRecorder
+from .run import ExecutorPool
+from .supervision import StopSignal
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StopParts:
+    """The parts of a worker its stop goes through."""
+
+    worker_id: str
+    settings: Settings
+    store: JobStore
+    ledger: Ledger
+    signal: StopSignal
+    recorder: OutcomeRecorder
+    pool: ExecutorPool
+
+
+def shut_down(
+    parts: StopParts, grace_s: float, join_renew: Callable[[float], None]
+) -> None:
+    """The stop sequence, once the claim loop has returned (or died)."""
+    ledger, record = parts.ledger, parts.recorder.record
+    if parts.signal.stopping:
+        # Asked to stop: jobs not started yet go back to their queue now.
+        hand_back(ledger.hand_back_unstarted(), record, parts.settings)
+    parts.signal.request_stop()
+    ledger.wait_until_ended(time.monotonic() + grace_s)
+    # Past the grace period: hand back what is still running or waiting for a
+    # thread, without using an attempt.
+    hand_back(ledger.hand_back_unstarted(), record, parts.settings)
+    hand_back(ledger.hand_back_running(), record, parts.settings)
+    parts.pool.stop()
+    parts.recorder.close(max(grace_s, 5))
+    # Ends the recorder's backoff waits: outcomes still unwritten are given up.
+    parts.signal.halt()
+    parts.recorder.join(5)
+    join_renew(5)
+    account_for_held(ledger, parts.worker_id)
+    try:
+        parts.store.unregister_worker(parts.worker_id)
+    except RedisUnavailable as err:
+        logger.warning("could not unregister worker id=%s: %s", parts.worker_id, err)
+
+
+def account_for_held(ledger: Ledger, worker_id: str) -> None:
+    """Name every job whose outcome did not reach Redis before the stop."""
+    held = ledger.held_ids()
+    if held:
+        logger.error(
+            "worker stopped holding %d job(s) whose outcome is not in redis; "
+            "their leases run out and they run again elsewhere id=%s jobs=%s",
+            len(held),
+            worker_id,
+            ",".join(held),
+        )
 
 
 def requeue_outcome(job: Job, settings: Settings) -> Outcome:
