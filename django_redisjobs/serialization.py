@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .exceptions import SerializationError
+from .exceptions import SerializationError, shown
 
 _encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 _SCALARS = (str, int, float, bool, type(None))
@@ -58,7 +58,8 @@ def _walk(value: Any, where: str) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise SerializationError(
-                    f"{where} has the key {key!r}; JSON object keys must be strings."
+                    f"{where} has the key {shown(key)}; JSON object keys must be "
+                    "strings."
                 )
             _check_text(key, f"{where} key")
             _walk(item, f"{where}[{key!r}]")
@@ -68,7 +69,7 @@ def _walk(value: Any, where: str) -> None:
             _walk(item, f"{where}[{index}]")
         return
     raise SerializationError(
-        f"{where} is {value!r} of type {type(value).__name__}, which is not "
+        f"{where} is {shown(value)} of type {type(value).__name__}, which is not "
         "JSON-serialisable; pass plain str, int, float, bool, None, list or dict "
         "values (for example an id instead of a model instance)."
     )

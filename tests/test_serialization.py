@@ -1,0 +1,31 @@
+"""Encoding and decoding edge cases that once escaped as raw Python errors.
+
+Each was found by the properties in `test_fuzz_serialization.py`; these pin the
+exact cases with their messages.
+"""
+
+import pytest
+
+from django_redisjobs.exceptions import SerializationError, shown
+from django_redisjobs.serialization import encode
+
+
+class _Unshowable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_shown_cuts_long_values_and_never_raises() -> None:
+    assert shown("x" * 500) == repr("x" * 499)[:200] + "..."
+    assert shown(10**5000) == f"<an int of {(10**5000).bit_length()} bits>"
+    assert shown(_Unshowable()) == "<a _Unshowable that cannot be shown>"
+
+
+def test_a_dict_key_too_long_to_show_is_refused_with_our_error() -> None:
+    with pytest.raises(SerializationError, match="has the key <an int of 16610 bits>"):
+        encode({10**5000: 1}, "The value")
+
+
+def test_a_value_whose_repr_raises_is_refused_with_our_error() -> None:
+    with pytest.raises(SerializationError, match=r"is <a _Unshowable that cannot"):
+        encode([_Unshowable()], "The value")
