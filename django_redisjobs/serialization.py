@@ -54,7 +54,9 @@ def _walk(value: Any, where: str) -> None:
                 "which Python will not write as JSON text."
             )
         return
-    if isinstance(value, Mapping):
+    # Only a dict: the encoder refuses other mappings (MappingProxyType,
+    # UserDict), so they fall through to the error below.
+    if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise SerializationError(

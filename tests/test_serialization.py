@@ -4,6 +4,10 @@ Each was found by the properties in `test_fuzz_serialization.py`; these pin the
 exact cases with their messages.
 """
 
+from collections import UserDict
+from types import MappingProxyType
+from typing import Any
+
 import pytest
 
 from django_redisjobs.exceptions import SerializationError, shown
@@ -29,3 +33,9 @@ def test_a_dict_key_too_long_to_show_is_refused_with_our_error() -> None:
 def test_a_value_whose_repr_raises_is_refused_with_our_error() -> None:
     with pytest.raises(SerializationError, match=r"is <a _Unshowable that cannot"):
         encode([_Unshowable()], "The value")
+
+
+@pytest.mark.parametrize("value", [MappingProxyType({"a": 1}), UserDict(a=1)])
+def test_a_mapping_that_is_not_a_dict_is_refused(value: Any) -> None:
+    with pytest.raises(SerializationError, match="which is not JSON-serialisable"):
+        encode({"outer": value}, "The value")
