@@ -109,8 +109,9 @@ def canonical(value: Any) -> str:
 
 
 def decode(text: str, where: str) -> Any:
-    """Parse JSON text read back from Redis."""
+    """Parse JSON text read back from Redis; raise `SerializationError` for text
+    that is not JSON, or that nests too deeply for the parser."""
     try:
         return json.loads(text)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, RecursionError) as err:
         raise SerializationError(f"{where} holds invalid JSON: {text!r:.80}.") from err

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from django_redisjobs.exceptions import SerializationError, shown
-from django_redisjobs.serialization import encode
+from django_redisjobs.serialization import decode, encode
 
 
 class _Unshowable:
@@ -39,3 +39,9 @@ def test_a_value_whose_repr_raises_is_refused_with_our_error() -> None:
 def test_a_mapping_that_is_not_a_dict_is_refused(value: Any) -> None:
     with pytest.raises(SerializationError, match="which is not JSON-serialisable"):
         encode({"outer": value}, "The value")
+
+
+def test_decoding_text_nested_too_deeply_raises_our_error() -> None:
+    # A hand-written or damaged result: Job.result and handles read it with decode.
+    with pytest.raises(SerializationError, match=r"^The result holds invalid JSON"):
+        decode("[" * 100_000 + "]" * 100_000, "The result")
