@@ -14,10 +14,11 @@ from .exceptions import SerializationError, shown
 
 _encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 _SCALARS = (str, int, float, bool, type(None))
-# Python refuses to turn longer integers into text (sys.get_int_max_str_digits);
-# a bit count is the cheap test: 14,000 bits stay below 4,300 digits.
+# Python refuses to turn longer integers into text, and back
+# (sys.get_int_max_str_digits' default); refusing them here keeps a job readable
+# by any worker. Comparing with the bound is exact and cheap, even for small ints.
 _INT_DIGITS_MAX = 4_300
-_INT_BITS_MAX = 14_000
+_INT_TOO_BIG = 10**_INT_DIGITS_MAX
 
 
 def _check_text(text: str, where: str) -> None:
@@ -48,7 +49,7 @@ def _walk(value: Any, where: str) -> None:
             raise SerializationError(f"{where} is {value!r}, which JSON cannot hold.")
         if isinstance(value, str):
             _check_text(value, where)
-        elif isinstance(value, int) and value.bit_length() > _INT_BITS_MAX:
+        elif isinstance(value, int) and not -_INT_TOO_BIG < value < _INT_TOO_BIG:
             raise SerializationError(
                 f"{where} is an integer of more than {_INT_DIGITS_MAX} digits, "
                 "which Python will not write as JSON text."

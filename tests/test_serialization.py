@@ -45,3 +45,15 @@ def test_decoding_text_nested_too_deeply_raises_our_error() -> None:
     # A hand-written or damaged result: Job.result and handles read it with decode.
     with pytest.raises(SerializationError, match=r"^The result holds invalid JSON"):
         decode("[" * 100_000 + "]" * 100_000, "The result")
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_ints_of_up_to_4300_digits_round_trip_and_longer_ones_are_refused(
+    sign: int,
+) -> None:
+    # 10**4250 has 4,251 digits; a bit-count bound used to refuse it, saying
+    # "more than 4300 digits".
+    for value in (sign * 10**4250, sign * (10**4300 - 1)):
+        assert decode(encode(value, "The value"), "The value") == value
+    with pytest.raises(SerializationError, match="more than 4300 digits"):
+        encode(sign * 10**4300, "The value")
