@@ -85,10 +85,28 @@ def encode(value: Any, where: str) -> str:
 
 
 def encode_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, str]:
-    """Return (args_json, kwargs_json), naming the first bad argument on failure."""
+    """Return (args_json, kwargs_json), naming the first bad argument on failure.
+
+    `args` must be a list or tuple (a str would become a list of characters) and
+    `kwargs` a mapping whose keys are str, as Python's own keyword names are.
+    """
+    if not isinstance(args, list | tuple):
+        raise SerializationError(
+            f"args is {shown(args)}, not a list or tuple of positional arguments."
+        )
+    if not isinstance(kwargs, Mapping):
+        raise SerializationError(
+            f"kwargs is {shown(kwargs)}, not a dict of keyword arguments."
+        )
     for index, arg in enumerate(args):
         _check(arg, f"Positional argument {index}")
     for name, arg in kwargs.items():
+        if not isinstance(name, str):
+            raise SerializationError(
+                f"kwargs has the key {shown(name)}; keyword argument names must be "
+                "strings."
+            )
+        _check_text(name, "A keyword argument name")
         _check(arg, f"Keyword argument {name!r}")
     # Calls without arguments are common (cron jobs, "do the next batch"): skip
     # the encoder for them.
