@@ -91,12 +91,21 @@ def check_call(at_front: Any, unique_key: str | None) -> None:
 
 
 def check_unique_key(key: Any) -> None:
-    """A unique key is a non-empty str of at most `MAX_UNIQUE_KEY_LENGTH` chars."""
+    """A unique key is a non-empty str of at most `MAX_UNIQUE_KEY_LENGTH` chars
+    that UTF-8 can encode: it becomes part of a Redis key name."""
     if not isinstance(key, str) or not 0 < len(key) <= MAX_UNIQUE_KEY_LENGTH:
         raise InvalidJob(
             f"unique_key {shown(key)} is not valid; use a non-empty string of at most "
             f"{MAX_UNIQUE_KEY_LENGTH} characters."
         )
+    if not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise InvalidJob(
+                f"unique_key {shown(key)} holds {key[err.start : err.end]!r}, a lone "
+                "surrogate that UTF-8 cannot encode."
+            ) from None
 
 
 def check_duration(name: str, value: Any) -> None:

@@ -239,6 +239,12 @@ def test_an_int_too_long_to_show_is_refused_with_invalid_job(
         jobs.add.enqueue(args=[1, 2], **{name: 10**5000})
 
 
+def test_a_unique_key_with_a_lone_surrogate_is_refused(eager: None) -> None:
+    # It used to raise UnicodeEncodeError on its way to Redis, or at commit.
+    with pytest.raises(InvalidJob, match=r"holds '\\udcff', a lone surrogate"):
+        jobs.add.enqueue(args=[1, 2], unique_key="key \udcff")
+
+
 # -- every option, any value ----------------------------------------------------
 
 any_value = st.one_of(
