@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django.conf import settings as django_settings
 
 from .cron import CronEntry, parse_entry
-from .exceptions import InvalidCronEntry, RedisJobsConfigurationError
+from .exceptions import InvalidCronEntry, RedisJobsConfigurationError, shown
 from .keys import is_safe_name
 
 SETTING_NAME = "REDISJOBS"
@@ -164,7 +164,7 @@ def redact_url(url: str) -> str:
 
 def _url_problem(url: str) -> Problem | None:
     """What is wrong with a ``REDIS_URL`` string, before redis-py sees it."""
-    shown = redact_url(url)
+    redacted = redact_url(url)
     hint = (
         "Use redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or "
         "unix:///path/to/socket."
@@ -173,36 +173,42 @@ def _url_problem(url: str) -> Problem | None:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return Problem("REDIS_URL", f"is {shown!r}, which has an invalid port.", hint)
+        return Problem(
+            "REDIS_URL", f"is {redacted!r}, which has an invalid port.", hint
+        )
     if parts.scheme not in _URL_SCHEMES:
         return Problem(
             "REDIS_URL",
-            f"is {shown!r}, whose scheme {parts.scheme!r} is not one of "
+            f"is {redacted!r}, whose scheme {parts.scheme!r} is not one of "
             f"{', '.join(_URL_SCHEMES)}.",
             hint,
         )
     if parts.scheme != "unix" and not parts.hostname:
-        return Problem("REDIS_URL", f"is {shown!r}, which names no host.", hint)
+        return Problem("REDIS_URL", f"is {redacted!r}, which names no host.", hint)
     if port == 0:
-        return Problem("REDIS_URL", f"is {shown!r}, whose port is 0.", hint)
+        return Problem("REDIS_URL", f"is {redacted!r}, whose port is 0.", hint)
     return None
 
 
 def validate(raw: Any) -> list[Problem]:
     """Return every problem with `raw` (the REDISJOBS value); empty when valid."""
     if not isinstance(raw, dict):
-        return [Problem(SETTING_NAME, f"is {raw!r}, not a dict.", "Use a dict.")]
+        return [Problem(SETTING_NAME, f"is {shown(raw)}, not a dict.", "Use a dict.")]
+    known = f"Known keys: {', '.join(sorted(DEFAULTS))}."
+    unknown = set(raw) - set(DEFAULTS)
+    # Keys of other types would not sort among str keys, nor read as a name.
     problems = [
-        Problem(
-            key,
-            f"is not a known key (value {raw[key]!r}).",
-            f"Known keys: {', '.join(sorted(DEFAULTS))}.",
-        )
-        for key in sorted(set(raw) - set(DEFAULTS))
+        Problem(SETTING_NAME, f"has the key {shown(key)}, which is not a str.", known)
+        for key in sorted(unknown, key=shown)
+        if not isinstance(key, str)
+    ]
+    problems += [
+        Problem(key, f"is not a known key (value {shown(raw[key])}).", known)
+        for key in sorted(k for k in unknown if isinstance(k, str))
     ]
     for key, (is_valid, accepted) in _CHECKS.items():
         if key in raw and not is_valid(raw[key]):
-            problems.append(Problem(key, f"is {raw[key]!r}.", f"Use {accepted}."))
+            problems.append(Problem(key, f"is {shown(raw[key])}.", f"Use {accepted}."))
     url = raw.get("REDIS_URL")
     if isinstance(url, str) and url and (url_problem := _url_problem(url)):
         problems.append(url_problem)

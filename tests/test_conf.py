@@ -43,6 +43,22 @@ def test_override_settings_drops_the_cache() -> None:
             {"REDIS_URL": "redis://x", "CACHE_ALIAS": "default"},
             r"REDISJOBS\['CACHE_ALIAS'\] is set together with REDIS_URL",
         ),
+        # Each of these used to raise while the message was built: repr() of an
+        # int of more than 4,300 digits, or sorted() over keys of mixed types.
+        pytest.param(
+            {"PREFIX": 10**5000},
+            r"REDISJOBS\['PREFIX'\] is <an int of 16610 bits>\.",
+            id="huge-int-prefix",
+        ),
+        pytest.param(
+            10**5000,
+            r"REDISJOBS\['REDISJOBS'\] is <an int of 16610 bits>, not a dict",
+            id="huge-int-setting",
+        ),
+        (
+            {1: "a", "B": 2},
+            r"REDISJOBS\['REDISJOBS'\] has the key 1, which is not a str\. Known",
+        ),
     ],
 )
 def test_invalid_settings_raise_improperly_configured(
