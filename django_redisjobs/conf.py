@@ -16,6 +16,7 @@ from django.conf import settings as django_settings
 
 from .cron import CronEntry, parse_entry
 from .exceptions import InvalidCronEntry, RedisJobsConfigurationError, shown
+from .job import MAX_ATTEMPTS_LIMIT, MAX_DURATION
 from .keys import is_safe_name
 
 SETTING_NAME = "REDISJOBS"
@@ -79,12 +80,29 @@ class Settings:
     time_zone: str = "UTC"
 
 
-def _positive_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+# Durations follow the rules of job options (validation.py): whole ms are
+# stored, so less than 1 ms would read as 0 ("not set", no lease); at most
+# MAX_DURATION keeps every moment they lead to within datetime's range.
+_MIN_S = 0.001
+_MAX_S = MAX_DURATION.total_seconds()
+_SECONDS = f"a number of seconds from {_MIN_S} to {_MAX_S:.0f} (about a century)"
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+def _seconds_in_range(value: Any) -> bool:
+    # Comparisons also refuse nan, inf and ints too large for a float.
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and _MIN_S <= value <= _MAX_S
+    )
+
+
+def _attempts(value: Any) -> bool:
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 1 <= value <= MAX_ATTEMPTS_LIMIT
+    )
 
 
 def _optional_str(value: Any) -> bool:
@@ -105,17 +123,17 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "REDIS_OPTIONS": (lambda v: isinstance(v, dict), "a dict of redis-py options"),
     "PREFIX": (_safe_name, "letters, digits, '_', '.' and '-' only"),
     "DEFAULT_QUEUE": (_safe_name, "letters, digits, '_', '.' and '-' only"),
-    "MAX_ATTEMPTS": (_positive_int, "an int of 1 or more"),
-    "BACKOFF_BASE_S": (_positive_number, "a number of seconds above 0"),
-    "BACKOFF_MAX_S": (_positive_number, "a number of seconds above 0"),
+    "MAX_ATTEMPTS": (_attempts, f"an int from 1 to {MAX_ATTEMPTS_LIMIT}"),
+    "BACKOFF_BASE_S": (_seconds_in_range, _SECONDS),
+    "BACKOFF_MAX_S": (_seconds_in_range, _SECONDS),
     "BACKOFF_JITTER": (lambda v: isinstance(v, bool), "True or False"),
     "TIMEOUT_S": (
-        lambda v: v is None or _positive_number(v),
-        "a number of seconds above 0, or None for no limit",
+        lambda v: v is None or _seconds_in_range(v),
+        f"{_SECONDS}, or None for no limit",
     ),
-    "RESULT_TTL_S": (_positive_number, "a number of seconds above 0"),
-    "DEAD_TTL_S": (_positive_number, "a number of seconds above 0"),
-    "LEASE_S": (_positive_number, "a number of seconds above 0"),
+    "RESULT_TTL_S": (_seconds_in_range, _SECONDS),
+    "DEAD_TTL_S": (_seconds_in_range, _SECONDS),
+    "LEASE_S": (_seconds_in_range, _SECONDS),
     "ON_COMMIT": (lambda v: isinstance(v, bool), "True or False"),
     "EAGER": (lambda v: isinstance(v, bool), "True or False"),
     "AUTODISCOVER_MODULES": (_str_list, "a list of module names such as ['tasks']"),

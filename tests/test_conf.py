@@ -35,13 +35,31 @@ def test_override_settings_drops_the_cache() -> None:
     ("raw", "message"),
     [
         ({"PREFIX": "has space"}, r"REDISJOBS\['PREFIX'\] is 'has space'"),
-        ({"MAX_ATTEMPTS": 0}, r"REDISJOBS\['MAX_ATTEMPTS'\] is 0. Use an int of 1"),
+        ({"MAX_ATTEMPTS": 0}, r"REDISJOBS\['MAX_ATTEMPTS'\] is 0. Use an int from 1"),
         ({"LEASE_S": "30"}, r"REDISJOBS\['LEASE_S'\] is '30'"),
         ({"EAGER": "yes"}, r"REDISJOBS\['EAGER'\] is 'yes'. Use True or False"),
         ({"RESULT_TTLS": 5}, r"REDISJOBS\['RESULT_TTLS'\] is not a known key"),
         (
             {"REDIS_URL": "redis://x", "CACHE_ALIAS": "default"},
             r"REDISJOBS\['CACHE_ALIAS'\] is set together with REDIS_URL",
+        ),
+        # A lease under 1 ms was stored as 0 ms; the others raised OverflowError
+        # when the settings were built.
+        (
+            {"LEASE_S": 0.0001},
+            r"REDISJOBS\['LEASE_S'\] is 0.0001. Use a number of seconds from 0.001 to "
+            r"3155760000 \(about a century\)\.",
+        ),
+        ({"BACKOFF_BASE_S": 1e300}, r"REDISJOBS\['BACKOFF_BASE_S'\] is 1e\+300\."),
+        ({"TIMEOUT_S": float("inf")}, r"is inf\. Use a number .*, or None for no lim"),
+        pytest.param(
+            {"DEAD_TTL_S": 10**5000},
+            r"REDISJOBS\['DEAD_TTL_S'\] is <an int of 16610 bits>\. Use a number",
+            id="huge-int-ttl",
+        ),
+        (
+            {"MAX_ATTEMPTS": 1_000_001},
+            r"REDISJOBS\['MAX_ATTEMPTS'\] is 1000001\. Use an int from 1 to 1000000\.",
         ),
         # Each of these used to raise while the message was built: repr() of an
         # int of more than 4,300 digits, or sorted() over keys of mixed types.
