@@ -6,6 +6,7 @@ works in tests.
 """
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -151,6 +152,10 @@ _CRON_HINT = (
 
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
+# Credentials where urlsplit finds none: after an optional "scheme:" and any
+# slashes, everything up to the last "@" before a query. It may hide more than
+# the credentials of an odd URL, never less.
+_LOOSE_USERINFO = re.compile(r"^(?P<lead>(?:[^:/?#@]*:)?/*)[^?#]*@")
 _SECRET_QUERY_KEYS = frozenset({"password", "username"})
 
 
@@ -167,7 +172,9 @@ def redact_url(url: str) -> str:
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     secret_query = any(k.lower() in _SECRET_QUERY_KEYS for k, _ in pairs)
     if "@" not in parts.netloc and not secret_query:
-        return url
+        # A URL urlsplit reads no credentials from ("://:secret@host",
+        # "redis:/secret@h") may still hold some.
+        return _LOOSE_USERINFO.sub(r"\g<lead>***@", url, count=1)
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, hostport = netloc.rpartition("@")

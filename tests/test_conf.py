@@ -164,6 +164,9 @@ def test_every_default_is_validated() -> None:
         ("rediss://user:s3cret@localhost:port/0", "invalid port"),
         ("redis://s3cret@:6379/0", "names no host"),
         ("redis://localhost:0/0?password=s3cret", "port is 0"),
+        # No valid scheme: urlsplit finds no netloc, and the URL was shown whole.
+        ("://:s3cret@localhost:6379/0", "scheme ''"),
+        ("redis:s3cret@localhost", "names no host"),
     ],
 )
 def test_a_bad_redis_url_is_a_check_error_that_never_shows_its_password(
@@ -189,6 +192,11 @@ def test_a_bad_redis_url_is_a_check_error_that_never_shows_its_password(
         ("unix://:s3cret@/tmp/r.sock?db=1", "unix://***@/tmp/r.sock?db=1"),
         ("redis://h/0?password=s3cret&db=2", "redis://h/0?password=***&db=2"),
         ("redis://localhost:6379/1", "redis://localhost:6379/1"),
+        ("://u:s3cret@h/0", "://***@h/0"),
+        ("redis:s3cret@h", "redis:***@h"),
+        ("s3cret@h", "***@h"),
+        ("redis:/s3cret@h/0", "redis:/***@h/0"),
+        ("redis//:s3cret@h/0", "***@h/0"),
     ],
 )
 def test_redact_url_hides_every_form_of_credentials(url: str, shown: str) -> None:
