@@ -14,7 +14,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .conf import Settings, get_settings
+from .conf import Settings, get_settings, redact_url
 from .exceptions import RedisJobsConfigurationError
 from .scripts import Scripts
 
@@ -77,7 +77,7 @@ def build_client(settings: Settings) -> redis.Redis:
         return redis.Redis.from_url(url, **options)
     except ValueError as err:
         raise RedisJobsConfigurationError(
-            f"REDISJOBS['REDIS_URL'] is {settings.redis_url!r}, which redis-py "
+            f"REDISJOBS['REDIS_URL'] is {redact_url(url)!r}, which redis-py "
             f"cannot use: {err}"
         ) from err
 

@@ -118,6 +118,20 @@ def test_bad_redis_url_is_a_configuration_error() -> None:
         get_connection()
 
 
+def test_a_url_redis_py_refuses_is_a_configuration_error_without_its_password() -> None:
+    # It passes validation; redis-py refuses the db in the query when the client
+    # is built, and that message used to show the URL whole.
+    with (
+        override_settings(REDISJOBS={"REDIS_URL": "redis://:s3cret@h/0?db=x"}),
+        pytest.raises(RedisJobsConfigurationError) as raised,
+    ):
+        get_connection()
+    assert str(raised.value) == (
+        "REDISJOBS['REDIS_URL'] is 'redis://***@h/0?db=x', which redis-py cannot "
+        "use: Invalid value for 'db' in connection URL."
+    )
+
+
 def test_cache_alias_reuses_the_django_redis_cache_settings(
     redis_server: Any,
 ) -> None:
