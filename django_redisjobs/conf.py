@@ -121,7 +121,10 @@ def _str_list(value: Any) -> bool:
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "REDIS_URL": (_optional_str, "a redis:// or rediss:// URL string, or None"),
     "CACHE_ALIAS": (_optional_str, "the alias of a django-redis cache, or None"),
-    "REDIS_OPTIONS": (lambda v: isinstance(v, dict), "a dict of redis-py options"),
+    "REDIS_OPTIONS": (
+        lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+        "a dict of redis-py options by their str names, such as {'socket_timeout': 10}",
+    ),
     "PREFIX": (_safe_name, "letters, digits, '_', '.' and '-' only"),
     "DEFAULT_QUEUE": (_safe_name, "letters, digits, '_', '.' and '-' only"),
     "MAX_ATTEMPTS": (_attempts, f"an int from 1 to {MAX_ATTEMPTS_LIMIT}"),

@@ -38,6 +38,12 @@ def test_override_settings_drops_the_cache() -> None:
         ({"MAX_ATTEMPTS": 0}, r"REDISJOBS\['MAX_ATTEMPTS'\] is 0. Use an int from 1"),
         ({"LEASE_S": "30"}, r"REDISJOBS\['LEASE_S'\] is '30'"),
         ({"EAGER": "yes"}, r"REDISJOBS\['EAGER'\] is 'yes'. Use True or False"),
+        # It raised TypeError ("keywords must be strings") when the client was built.
+        (
+            {"REDIS_OPTIONS": {1: 5}},
+            r"REDISJOBS\['REDIS_OPTIONS'\] is \{1: 5\}\. Use a dict of redis-py "
+            r"options by their str names",
+        ),
         ({"RESULT_TTLS": 5}, r"REDISJOBS\['RESULT_TTLS'\] is not a known key"),
         (
             {"REDIS_URL": "redis://x", "CACHE_ALIAS": "default"},
