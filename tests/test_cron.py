@@ -363,6 +363,36 @@ def test_parse_entry_names_the_bad_key(raw: object, field: str, message: str) ->
     assert info.value.field == field
 
 
+ENTRY = {"name": "n", "function": "a.b", "schedule": "@daily"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "message"),
+    [
+        (10**5000, "", r"^A cron entry is <an int of 16610 bits>, not a dict\.$"),
+        (
+            {**ENTRY, "queue": 10**5000},
+            "queue",
+            r"^Cron entry 'n' has queue <an int of 16610 bits>; use a queue name",
+        ),
+        (
+            {**ENTRY, 1: "x", "when": 2},
+            "",
+            r"^Cron entry 'n' has unknown keys \['when', 1\]; known keys are",
+        ),
+    ],
+    ids=["huge-int-entry", "huge-int-queue", "mixed-unknown-keys"],
+)
+def test_parse_entry_shows_any_value_without_raising_while_building_the_message(
+    raw: object, field: str, message: str
+) -> None:
+    # Each used to raise ValueError (repr() of an int of more than 4,300 digits)
+    # or TypeError (sorted() over keys of mixed types) instead.
+    with pytest.raises(InvalidCronEntry, match=message) as info:
+        parse_entry(raw, default_timezone="UTC")
+    assert info.value.field == field
+
+
 def test_decorator_rejects_an_invalid_expression_before_registering() -> None:
     with pytest.raises(InvalidCronEntry, match="'tests.cron_jobs.plain' has schedule"):
         background(cron="61 * * * *")(cron_jobs.plain)
