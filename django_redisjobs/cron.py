@@ -281,7 +281,7 @@ def parse_entry(raw: Any, *, default_timezone: str) -> CronEntry:
 
 def _check_options(raw: Mapping[str, Any], label: str) -> None:
     function = raw.get("function")
-    if not isinstance(function, str) or "." not in function:
+    if not _is_dotted_name(function):
         _invalid(
             label, "function", function, "the dotted name of a background function"
         )
@@ -302,6 +302,16 @@ def _check_options(raw: Mapping[str, Any], label: str) -> None:
         encode_arguments(args, kwargs)
     except SerializationError as err:
         raise InvalidCronEntry(f"{label}: {err}", field="args") from err
+
+
+def _is_dotted_name(value: Any) -> bool:
+    """A module path and an attribute, each part a Python identifier. Other
+    names can never lead to a function, and some make importlib raise
+    ValueError ('.x') or TypeError ('..x') instead of ImportError when the
+    checks and the scheduler look them up."""
+    if not isinstance(value, str) or "." not in value:
+        return False
+    return all(part.isidentifier() for part in value.split("."))
 
 
 def _invalid(label: str, key: str, value: Any, accepted: str) -> NoReturn:

@@ -310,6 +310,9 @@ def test_parse_entry_applies_defaults() -> None:
     assert parsed.args == () and parsed.kwargs == {} and parsed.queue is None
 
 
+ENTRY = {"name": "n", "function": "a.b", "schedule": "@daily"}
+
+
 @pytest.mark.parametrize(
     ("raw", "field", "message"),
     [
@@ -320,6 +323,17 @@ def test_parse_entry_applies_defaults() -> None:
             "name 'a b'",
         ),
         ({"name": "n", "function": "ab", "schedule": "@daily"}, "function", "dotted"),
+        # Each passed; none can name a function, and '.x' made importlib raise
+        # ValueError (not ImportError) in the system checks and the scheduler.
+        (
+            {**ENTRY, "function": ".x"},
+            "function",
+            r"has function '\.x'; use the dotted",
+        ),
+        ({**ENTRY, "function": "..x"}, "function", r"has function '\.\.x'"),
+        ({**ENTRY, "function": "a..b"}, "function", "has function 'a..b'"),
+        ({**ENTRY, "function": "a.b\n"}, "function", r"has function 'a.b\\n'"),
+        ({**ENTRY, "function": "my-app.jobs.x"}, "function", "has function 'my-app"),
         (
             {"name": "n", "function": "a.b", "schedule": "@daily", "when": 1},
             "",
@@ -361,9 +375,6 @@ def test_parse_entry_names_the_bad_key(raw: object, field: str, message: str) ->
     with pytest.raises(InvalidCronEntry, match=message) as info:
         parse_entry(raw, default_timezone="UTC")
     assert info.value.field == field
-
-
-ENTRY = {"name": "n", "function": "a.b", "schedule": "@daily"}
 
 
 @pytest.mark.parametrize(
