@@ -288,8 +288,10 @@ def _check_options(raw: Mapping[str, Any], label: str) -> None:
     queue = raw.get("queue")
     if queue is not None and not (isinstance(queue, str) and is_safe_name(queue)):
         _invalid(label, "queue", queue, "a queue name: letters, digits, '_', '.', '-'")
-    if raw.get("missed", "latest") not in set(MissedPolicy):
-        _invalid(label, "missed", raw["missed"], "'latest', 'skip' or 'all'")
+    missed = raw.get("missed", "latest")
+    # A str first: `in` a set would raise TypeError for a list or a dict.
+    if not isinstance(missed, str) or missed not in set(MissedPolicy):
+        _invalid(label, "missed", missed, "'latest', 'skip' or 'all'")
     limit = raw.get("missed_limit", DEFAULT_MISSED_LIMIT)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         _invalid(label, "missed_limit", limit, "an int of 1 or more")

@@ -349,6 +349,8 @@ ENTRY = {"name": "n", "function": "a.b", "schedule": "@daily"}
             "missed",
             "'skip'",
         ),
+        # A value that cannot be hashed made the set lookup raise TypeError.
+        ({**ENTRY, "missed": ["all"]}, "missed", r"has missed \['all'\]; use 'lat"),
         (
             {"name": "n", "function": "a.b", "schedule": "@daily", "missed_limit": 0},
             "missed_limit",
