@@ -6,6 +6,7 @@ works in tests.
 """
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,7 +16,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django.conf import settings as django_settings
 
 from .cron import CronEntry, parse_entry
-from .exceptions import InvalidCronEntry, RedisJobsConfigurationError
+from .exceptions import InvalidCronEntry, RedisJobsConfigurationError, shown
+from .job import MAX_ATTEMPTS_LIMIT, MAX_DURATION
 from .keys import is_safe_name
 
 SETTING_NAME = "REDISJOBS"
@@ -79,12 +81,29 @@ class Settings:
     time_zone: str = "UTC"
 
 
-def _positive_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+# Durations follow the rules of job options (validation.py): whole ms are
+# stored, so less than 1 ms would read as 0 ("not set", no lease); at most
+# MAX_DURATION keeps every moment they lead to within datetime's range.
+_MIN_S = 0.001
+_MAX_S = MAX_DURATION.total_seconds()
+_SECONDS = f"a number of seconds from {_MIN_S} to {_MAX_S:.0f} (about a century)"
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+def _seconds_in_range(value: Any) -> bool:
+    # Comparisons also refuse nan, inf and ints too large for a float.
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and _MIN_S <= value <= _MAX_S
+    )
+
+
+def _attempts(value: Any) -> bool:
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 1 <= value <= MAX_ATTEMPTS_LIMIT
+    )
 
 
 def _optional_str(value: Any) -> bool:
@@ -102,20 +121,23 @@ def _str_list(value: Any) -> bool:
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "REDIS_URL": (_optional_str, "a redis:// or rediss:// URL string, or None"),
     "CACHE_ALIAS": (_optional_str, "the alias of a django-redis cache, or None"),
-    "REDIS_OPTIONS": (lambda v: isinstance(v, dict), "a dict of redis-py options"),
+    "REDIS_OPTIONS": (
+        lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+        "a dict of redis-py options by their str names, such as {'socket_timeout': 10}",
+    ),
     "PREFIX": (_safe_name, "letters, digits, '_', '.' and '-' only"),
     "DEFAULT_QUEUE": (_safe_name, "letters, digits, '_', '.' and '-' only"),
-    "MAX_ATTEMPTS": (_positive_int, "an int of 1 or more"),
-    "BACKOFF_BASE_S": (_positive_number, "a number of seconds above 0"),
-    "BACKOFF_MAX_S": (_positive_number, "a number of seconds above 0"),
+    "MAX_ATTEMPTS": (_attempts, f"an int from 1 to {MAX_ATTEMPTS_LIMIT}"),
+    "BACKOFF_BASE_S": (_seconds_in_range, _SECONDS),
+    "BACKOFF_MAX_S": (_seconds_in_range, _SECONDS),
     "BACKOFF_JITTER": (lambda v: isinstance(v, bool), "True or False"),
     "TIMEOUT_S": (
-        lambda v: v is None or _positive_number(v),
-        "a number of seconds above 0, or None for no limit",
+        lambda v: v is None or _seconds_in_range(v),
+        f"{_SECONDS}, or None for no limit",
     ),
-    "RESULT_TTL_S": (_positive_number, "a number of seconds above 0"),
-    "DEAD_TTL_S": (_positive_number, "a number of seconds above 0"),
-    "LEASE_S": (_positive_number, "a number of seconds above 0"),
+    "RESULT_TTL_S": (_seconds_in_range, _SECONDS),
+    "DEAD_TTL_S": (_seconds_in_range, _SECONDS),
+    "LEASE_S": (_seconds_in_range, _SECONDS),
     "ON_COMMIT": (lambda v: isinstance(v, bool), "True or False"),
     "EAGER": (lambda v: isinstance(v, bool), "True or False"),
     "AUTODISCOVER_MODULES": (_str_list, "a list of module names such as ['tasks']"),
@@ -133,6 +155,10 @@ _CRON_HINT = (
 
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
+# Credentials where urlsplit finds none: after an optional "scheme:" and any
+# slashes, everything up to the last "@" before a query. It may hide more than
+# the credentials of an odd URL, never less.
+_LOOSE_USERINFO = re.compile(r"^(?P<lead>(?:[^:/?#@]*:)?/*)[^?#]*@")
 _SECRET_QUERY_KEYS = frozenset({"password", "username"})
 
 
@@ -149,7 +175,9 @@ def redact_url(url: str) -> str:
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     secret_query = any(k.lower() in _SECRET_QUERY_KEYS for k, _ in pairs)
     if "@" not in parts.netloc and not secret_query:
-        return url
+        # A URL urlsplit reads no credentials from ("://:secret@host",
+        # "redis:/secret@h") may still hold some.
+        return _LOOSE_USERINFO.sub(r"\g<lead>***@", url, count=1)
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, hostport = netloc.rpartition("@")
@@ -164,7 +192,7 @@ def redact_url(url: str) -> str:
 
 def _url_problem(url: str) -> Problem | None:
     """What is wrong with a ``REDIS_URL`` string, before redis-py sees it."""
-    shown = redact_url(url)
+    redacted = redact_url(url)
     hint = (
         "Use redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or "
         "unix:///path/to/socket."
@@ -173,36 +201,42 @@ def _url_problem(url: str) -> Problem | None:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return Problem("REDIS_URL", f"is {shown!r}, which has an invalid port.", hint)
+        return Problem(
+            "REDIS_URL", f"is {redacted!r}, which has an invalid port.", hint
+        )
     if parts.scheme not in _URL_SCHEMES:
         return Problem(
             "REDIS_URL",
-            f"is {shown!r}, whose scheme {parts.scheme!r} is not one of "
+            f"is {redacted!r}, whose scheme {parts.scheme!r} is not one of "
             f"{', '.join(_URL_SCHEMES)}.",
             hint,
         )
     if parts.scheme != "unix" and not parts.hostname:
-        return Problem("REDIS_URL", f"is {shown!r}, which names no host.", hint)
+        return Problem("REDIS_URL", f"is {redacted!r}, which names no host.", hint)
     if port == 0:
-        return Problem("REDIS_URL", f"is {shown!r}, whose port is 0.", hint)
+        return Problem("REDIS_URL", f"is {redacted!r}, whose port is 0.", hint)
     return None
 
 
 def validate(raw: Any) -> list[Problem]:
     """Return every problem with `raw` (the REDISJOBS value); empty when valid."""
     if not isinstance(raw, dict):
-        return [Problem(SETTING_NAME, f"is {raw!r}, not a dict.", "Use a dict.")]
+        return [Problem(SETTING_NAME, f"is {shown(raw)}, not a dict.", "Use a dict.")]
+    known = f"Known keys: {', '.join(sorted(DEFAULTS))}."
+    unknown = set(raw) - set(DEFAULTS)
+    # Keys of other types would not sort among str keys, nor read as a name.
     problems = [
-        Problem(
-            key,
-            f"is not a known key (value {raw[key]!r}).",
-            f"Known keys: {', '.join(sorted(DEFAULTS))}.",
-        )
-        for key in sorted(set(raw) - set(DEFAULTS))
+        Problem(SETTING_NAME, f"has the key {shown(key)}, which is not a str.", known)
+        for key in sorted(unknown, key=shown)
+        if not isinstance(key, str)
+    ]
+    problems += [
+        Problem(key, f"is not a known key (value {shown(raw[key])}).", known)
+        for key in sorted(k for k in unknown if isinstance(k, str))
     ]
     for key, (is_valid, accepted) in _CHECKS.items():
         if key in raw and not is_valid(raw[key]):
-            problems.append(Problem(key, f"is {raw[key]!r}.", f"Use {accepted}."))
+            problems.append(Problem(key, f"is {shown(raw[key])}.", f"Use {accepted}."))
     url = raw.get("REDIS_URL")
     if isinstance(url, str) and url and (url_problem := _url_problem(url)):
         problems.append(url_problem)

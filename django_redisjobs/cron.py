@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from .exceptions import InvalidCronEntry, SerializationError
+from .exceptions import InvalidCronEntry, SerializationError, shown
 from .keys import is_safe_name
 from .serialization import encode_arguments
 
@@ -210,7 +210,7 @@ def parse_schedule(expression: Any, timezone: Any, *, entry: str = "") -> Schedu
     label = f"Cron entry {entry!r}" if entry else "A cron entry"
     if not isinstance(expression, str) or not _five_fields(expression):
         raise InvalidCronEntry(
-            f"{label} has schedule {expression!r}; use five fields (minute hour "
+            f"{label} has schedule {shown(expression)}; use five fields (minute hour "
             "day-of-month month day-of-week) or an alias such as '@daily'.",
             field="schedule",
         )
@@ -218,7 +218,7 @@ def parse_schedule(expression: Any, timezone: Any, *, entry: str = "") -> Schedu
         croniter(expression, _REFERENCE).get_next(datetime)
     except CroniterError as err:
         raise InvalidCronEntry(
-            f"{label} has schedule {expression!r}, which is not a valid cron "
+            f"{label} has schedule {shown(expression)}, which is not a valid cron "
             f"expression: {err}.",
             field="schedule",
         ) from err
@@ -236,7 +236,7 @@ def _zone(name: Any, label: str) -> ZoneInfo:
         except (ZoneInfoNotFoundError, ValueError):
             pass
     raise InvalidCronEntry(
-        f"{label} has timezone {name!r}, which is not an IANA time zone name such "
+        f"{label} has timezone {shown(name)}, which is not an IANA time zone name such "
         "as 'Europe/Berlin' or 'UTC'.",
         field="timezone",
     )
@@ -245,18 +245,20 @@ def _zone(name: Any, label: str) -> ZoneInfo:
 def parse_entry(raw: Any, *, default_timezone: str) -> CronEntry:
     """Validate one ``REDISJOBS["CRON"]`` item; raise `InvalidCronEntry`."""
     if not isinstance(raw, Mapping):
-        raise InvalidCronEntry(f"A cron entry is {raw!r}, not a dict.", field="")
+        raise InvalidCronEntry(f"A cron entry is {shown(raw)}, not a dict.", field="")
     name = raw.get("name")
     if not isinstance(name, str) or not is_safe_name(name):
         raise InvalidCronEntry(
-            f"A cron entry has name {name!r}; use letters, digits, '_', '.' and '-'.",
+            f"A cron entry has name {shown(name)}; use letters, digits, '_', '.' and "
+            "'-'.",
             field="name",
         )
     label = f"Cron entry {name!r}"
-    unknown = sorted(set(raw) - ENTRY_KEYS)
+    # Keys of any type: sorted and shown so that neither raises.
+    unknown = sorted(map(shown, set(raw) - ENTRY_KEYS))
     if unknown:
         raise InvalidCronEntry(
-            f"{label} has unknown keys {unknown!r}; known keys are "
+            f"{label} has unknown keys [{', '.join(unknown)}]; known keys are "
             f"{sorted(ENTRY_KEYS)!r}.",
             field="",
         )
@@ -279,15 +281,17 @@ def parse_entry(raw: Any, *, default_timezone: str) -> CronEntry:
 
 def _check_options(raw: Mapping[str, Any], label: str) -> None:
     function = raw.get("function")
-    if not isinstance(function, str) or "." not in function:
+    if not _is_dotted_name(function):
         _invalid(
             label, "function", function, "the dotted name of a background function"
         )
     queue = raw.get("queue")
     if queue is not None and not (isinstance(queue, str) and is_safe_name(queue)):
         _invalid(label, "queue", queue, "a queue name: letters, digits, '_', '.', '-'")
-    if raw.get("missed", "latest") not in set(MissedPolicy):
-        _invalid(label, "missed", raw["missed"], "'latest', 'skip' or 'all'")
+    missed = raw.get("missed", "latest")
+    # A str first: `in` a set would raise TypeError for a list or a dict.
+    if not isinstance(missed, str) or missed not in set(MissedPolicy):
+        _invalid(label, "missed", missed, "'latest', 'skip' or 'all'")
     limit = raw.get("missed_limit", DEFAULT_MISSED_LIMIT)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         _invalid(label, "missed_limit", limit, "an int of 1 or more")
@@ -302,5 +306,17 @@ def _check_options(raw: Mapping[str, Any], label: str) -> None:
         raise InvalidCronEntry(f"{label}: {err}", field="args") from err
 
 
+def _is_dotted_name(value: Any) -> bool:
+    """A module path and an attribute, each part a Python identifier. Other
+    names can never lead to a function, and some make importlib raise
+    ValueError ('.x') or TypeError ('..x') instead of ImportError when the
+    checks and the scheduler look them up."""
+    if not isinstance(value, str) or "." not in value:
+        return False
+    return all(part.isidentifier() for part in value.split("."))
+
+
 def _invalid(label: str, key: str, value: Any, accepted: str) -> NoReturn:
-    raise InvalidCronEntry(f"{label} has {key} {value!r}; use {accepted}.", field=key)
+    raise InvalidCronEntry(
+        f"{label} has {key} {shown(value)}; use {accepted}.", field=key
+    )

@@ -1,8 +1,25 @@
-"""The error hierarchy: every failure the app reports is one of these."""
+"""The error hierarchy: every failure the app reports is one of these, and
+`shown`, which puts any value into their messages."""
 
 from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
+
+
+def shown(value: object, limit: int = 200) -> str:
+    """``repr(value)`` for an error message, cut to `limit` characters.
+
+    Building the message must not fail in its turn: Python refuses to write an
+    int of more than 4,300 digits as text, and a ``__repr__`` of one's own may
+    raise; those show as a placeholder instead.
+    """
+    if isinstance(value, int) and value.bit_length() > 14_000:
+        return f"<an int of {value.bit_length()} bits>"
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<a {type(value).__name__} that cannot be shown>"
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 class RedisJobsError(Exception):

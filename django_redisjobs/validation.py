@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .cron import parse_schedule
-from .exceptions import InvalidCronEntry, InvalidJob
+from .exceptions import InvalidCronEntry, InvalidJob, shown
 from .job import (
     MAX_ATTEMPTS_LIMIT,
     MAX_DURATION,
@@ -45,7 +45,7 @@ def check_options(options: JobOptions) -> None:
     for name in ("timeout", "result_ttl", "unique_for"):
         check_duration(name, getattr(options, name))
     if options.unique is not None and not isinstance(options.unique, bool):
-        raise InvalidJob(f"unique is {options.unique!r}; use True or False.")
+        raise InvalidJob(f"unique is {shown(options.unique)}; use True or False.")
 
 
 def check_function(spec: FunctionSpec) -> None:
@@ -64,7 +64,7 @@ def check_function(spec: FunctionSpec) -> None:
     check_duration("backoff_base", spec.backoff_base)
     check_duration("backoff_max", spec.backoff_max)
     if spec.jitter is not None and not isinstance(spec.jitter, bool):
-        raise InvalidJob(f"jitter is {spec.jitter!r}; use True, False or None.")
+        raise InvalidJob(f"jitter is {shown(spec.jitter)}; use True, False or None.")
     _check_exception_classes("retry_on", spec.retry_on)
     _check_exception_classes("no_retry_on", spec.no_retry_on)
     if spec.cron is not None:
@@ -76,8 +76,8 @@ def check_using(changes: dict[str, Any]) -> None:
     for name in RETRY_OPTIONS:
         if name in changes:
             raise InvalidJob(
-                f"using() got {name}={changes[name]!r}, but {name} cannot change per "
-                "job: the worker reads it from the function's decorator when an "
+                f"using() got {name}={shown(changes[name])}, but {name} cannot change "
+                "per job: the worker reads it from the function's decorator when an "
                 "attempt fails. Pass it to @background instead."
             )
 
@@ -85,18 +85,27 @@ def check_using(changes: dict[str, Any]) -> None:
 def check_call(at_front: Any, unique_key: str | None) -> None:
     """Check the per-call arguments of ``enqueue()`` that are not options."""
     if not isinstance(at_front, bool):
-        raise InvalidJob(f"at_front is {at_front!r}; use True or False.")
+        raise InvalidJob(f"at_front is {shown(at_front)}; use True or False.")
     if unique_key is not None:
         check_unique_key(unique_key)
 
 
 def check_unique_key(key: Any) -> None:
-    """A unique key is a non-empty str of at most `MAX_UNIQUE_KEY_LENGTH` chars."""
+    """A unique key is a non-empty str of at most `MAX_UNIQUE_KEY_LENGTH` chars
+    that UTF-8 can encode: it becomes part of a Redis key name."""
     if not isinstance(key, str) or not 0 < len(key) <= MAX_UNIQUE_KEY_LENGTH:
         raise InvalidJob(
-            f"unique_key {key!r} is not valid; use a non-empty string of at most "
+            f"unique_key {shown(key)} is not valid; use a non-empty string of at most "
             f"{MAX_UNIQUE_KEY_LENGTH} characters."
         )
+    if not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise InvalidJob(
+                f"unique_key {shown(key)} holds {key[err.start : err.end]!r}, a lone "
+                "surrogate that UTF-8 cannot encode."
+            ) from None
 
 
 def check_duration(name: str, value: Any) -> None:
@@ -105,11 +114,11 @@ def check_duration(name: str, value: Any) -> None:
         return
     if not isinstance(value, timedelta):
         raise InvalidJob(
-            f"{name} is {value!r}, not a timedelta; {_DURATIONS}, such as "
+            f"{name} is {shown(value)}, not a timedelta; {_DURATIONS}, such as "
             "timedelta(seconds=30)."
         )
     if not MIN_DURATION <= value <= MAX_DURATION:
-        raise InvalidJob(f"{name} is {value!r}; {_DURATIONS}.")
+        raise InvalidJob(f"{name} is {shown(value)}; {_DURATIONS}.")
 
 
 def run_at_ms(delay: Any, run_at: Any, now_ms: int) -> int:
@@ -126,11 +135,11 @@ def run_at_ms(delay: Any, run_at: Any, now_ms: int) -> int:
     if delay is not None:
         if not isinstance(delay, timedelta):
             raise InvalidJob(
-                f"delay is {delay!r}, not a timedelta; use one such as "
+                f"delay is {shown(delay)}, not a timedelta; use one such as "
                 "timedelta(seconds=30)."
             )
         if delay > MAX_DURATION:
-            raise InvalidJob(f"delay is {delay!r}; use at most {MAX_DURATION!r}.")
+            raise InvalidJob(f"delay is {shown(delay)}; use at most {MAX_DURATION!r}.")
         return now_ms + round(delay.total_seconds() * 1000)
     if run_at is not None:
         return _run_at_ms(run_at, now_ms)
@@ -139,20 +148,22 @@ def run_at_ms(delay: Any, run_at: Any, now_ms: int) -> int:
 
 def _run_at_ms(run_at: Any, now_ms: int) -> int:
     if not isinstance(run_at, datetime):
-        raise InvalidJob(f"run_at is {run_at!r}, not a datetime; use an aware one.")
+        raise InvalidJob(
+            f"run_at is {shown(run_at)}, not a datetime; use an aware one."
+        )
     try:
         # A tzinfo of one's own may return an offset of a day or more: ValueError.
         aware = run_at.utcoffset() is not None
         ms = to_ms(run_at) if aware else 0
     except (OverflowError, ValueError) as err:
         raise InvalidJob(
-            f"run_at is {run_at!r}, whose time zone gives no valid UTC offset."
+            f"run_at is {shown(run_at)}, whose time zone gives no valid UTC offset."
         ) from err
     if not aware:
-        raise InvalidJob(f"run_at must be an aware datetime, got {run_at!r}.")
+        raise InvalidJob(f"run_at must be an aware datetime, got {shown(run_at)}.")
     if ms - now_ms > duration_ms(MAX_DURATION):
         raise InvalidJob(
-            f"run_at is {run_at!r}; use a time at most {MAX_DURATION!r} from now."
+            f"run_at is {shown(run_at)}; use a time at most {MAX_DURATION!r} from now."
         )
     return ms
 
@@ -160,7 +171,7 @@ def _run_at_ms(run_at: Any, now_ms: int) -> int:
 def _check_queue(queue: Any) -> None:
     if queue is not None and not (isinstance(queue, str) and is_safe_name(queue)):
         raise InvalidJob(
-            f"Queue name {queue!r} is not valid; use a string of letters, digits, "
+            f"Queue name {shown(queue)} is not valid; use a string of letters, digits, "
             "'_', '.' and '-'."
         )
 
@@ -175,12 +186,12 @@ def _check_priority(priority: Any) -> None:
         return
     if not _is_int(priority):
         raise InvalidJob(
-            f"Priority {priority!r} is not an int; use an int from {MIN_PRIORITY} "
+            f"Priority {shown(priority)} is not an int; use an int from {MIN_PRIORITY} "
             f"to {MAX_PRIORITY}."
         )
     if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
         raise InvalidJob(
-            f"Priority {priority!r} is outside {MIN_PRIORITY}..{MAX_PRIORITY}."
+            f"Priority {shown(priority)} is outside {MIN_PRIORITY}..{MAX_PRIORITY}."
         )
 
 
@@ -189,7 +200,7 @@ def _check_max_attempts(max_attempts: Any) -> None:
         return
     if not _is_int(max_attempts) or not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:
         raise InvalidJob(
-            f"max_attempts is {max_attempts!r}; use an int from 1 to "
+            f"max_attempts is {shown(max_attempts)}; use an int from 1 to "
             f"{MAX_ATTEMPTS_LIMIT}."
         )
 
@@ -198,11 +209,12 @@ def _check_exception_classes(name: str, value: Any) -> None:
     """`retry_on` and `no_retry_on` go to `isinstance()` when an attempt fails:
     anything but a tuple of exception classes would raise there, in the worker."""
     if not isinstance(value, tuple):
-        raise InvalidJob(f"{name} is {value!r}, not a tuple; {_CLASSES}.")
+        raise InvalidJob(f"{name} is {shown(value)}, not a tuple; {_CLASSES}.")
     for item in value:
         if not (isinstance(item, type) and issubclass(item, BaseException)):
             raise InvalidJob(
-                f"{name} holds {item!r}, which is not an exception class; {_CLASSES}."
+                f"{name} holds {shown(item)}, which is not an exception class; "
+                f"{_CLASSES}."
             )
 
 
@@ -210,7 +222,7 @@ def _check_cron(spec: FunctionSpec) -> None:
     """A decorated cron entry: a valid expression, a usable name, no arguments."""
     if not isinstance(spec.cron, str):
         raise InvalidCronEntry(
-            f"Cron entry {spec.name!r} has the schedule {spec.cron!r}; use a cron "
+            f"Cron entry {spec.name!r} has the schedule {shown(spec.cron)}; use a cron "
             "expression string such as '*/5 * * * *'.",
             field="schedule",
         )

@@ -35,13 +35,53 @@ def test_override_settings_drops_the_cache() -> None:
     ("raw", "message"),
     [
         ({"PREFIX": "has space"}, r"REDISJOBS\['PREFIX'\] is 'has space'"),
-        ({"MAX_ATTEMPTS": 0}, r"REDISJOBS\['MAX_ATTEMPTS'\] is 0. Use an int of 1"),
+        ({"MAX_ATTEMPTS": 0}, r"REDISJOBS\['MAX_ATTEMPTS'\] is 0. Use an int from 1"),
         ({"LEASE_S": "30"}, r"REDISJOBS\['LEASE_S'\] is '30'"),
         ({"EAGER": "yes"}, r"REDISJOBS\['EAGER'\] is 'yes'. Use True or False"),
+        # It raised TypeError ("keywords must be strings") when the client was built.
+        (
+            {"REDIS_OPTIONS": {1: 5}},
+            r"REDISJOBS\['REDIS_OPTIONS'\] is \{1: 5\}\. Use a dict of redis-py "
+            r"options by their str names",
+        ),
         ({"RESULT_TTLS": 5}, r"REDISJOBS\['RESULT_TTLS'\] is not a known key"),
         (
             {"REDIS_URL": "redis://x", "CACHE_ALIAS": "default"},
             r"REDISJOBS\['CACHE_ALIAS'\] is set together with REDIS_URL",
+        ),
+        # A lease under 1 ms was stored as 0 ms; the others raised OverflowError
+        # when the settings were built.
+        (
+            {"LEASE_S": 0.0001},
+            r"REDISJOBS\['LEASE_S'\] is 0.0001. Use a number of seconds from 0.001 to "
+            r"3155760000 \(about a century\)\.",
+        ),
+        ({"BACKOFF_BASE_S": 1e300}, r"REDISJOBS\['BACKOFF_BASE_S'\] is 1e\+300\."),
+        ({"TIMEOUT_S": float("inf")}, r"is inf\. Use a number .*, or None for no lim"),
+        pytest.param(
+            {"DEAD_TTL_S": 10**5000},
+            r"REDISJOBS\['DEAD_TTL_S'\] is <an int of 16610 bits>\. Use a number",
+            id="huge-int-ttl",
+        ),
+        (
+            {"MAX_ATTEMPTS": 1_000_001},
+            r"REDISJOBS\['MAX_ATTEMPTS'\] is 1000001\. Use an int from 1 to 1000000\.",
+        ),
+        # Each of these used to raise while the message was built: repr() of an
+        # int of more than 4,300 digits, or sorted() over keys of mixed types.
+        pytest.param(
+            {"PREFIX": 10**5000},
+            r"REDISJOBS\['PREFIX'\] is <an int of 16610 bits>\.",
+            id="huge-int-prefix",
+        ),
+        pytest.param(
+            10**5000,
+            r"REDISJOBS\['REDISJOBS'\] is <an int of 16610 bits>, not a dict",
+            id="huge-int-setting",
+        ),
+        (
+            {1: "a", "B": 2},
+            r"REDISJOBS\['REDISJOBS'\] has the key 1, which is not a str\. Known",
         ),
     ],
 )
@@ -82,6 +122,20 @@ def test_bad_redis_url_is_a_configuration_error() -> None:
         pytest.raises(RedisJobsConfigurationError, match="scheme 'http'"),
     ):
         get_connection()
+
+
+def test_a_url_redis_py_refuses_is_a_configuration_error_without_its_password() -> None:
+    # It passes validation; redis-py refuses the db in the query when the client
+    # is built, and that message used to show the URL whole.
+    with (
+        override_settings(REDISJOBS={"REDIS_URL": "redis://:s3cret@h/0?db=x"}),
+        pytest.raises(RedisJobsConfigurationError) as raised,
+    ):
+        get_connection()
+    assert str(raised.value) == (
+        "REDISJOBS['REDIS_URL'] is 'redis://***@h/0?db=x', which redis-py cannot "
+        "use: Invalid value for 'db' in connection URL."
+    )
 
 
 def test_cache_alias_reuses_the_django_redis_cache_settings(
@@ -130,6 +184,9 @@ def test_every_default_is_validated() -> None:
         ("rediss://user:s3cret@localhost:port/0", "invalid port"),
         ("redis://s3cret@:6379/0", "names no host"),
         ("redis://localhost:0/0?password=s3cret", "port is 0"),
+        # No valid scheme: urlsplit finds no netloc, and the URL was shown whole.
+        ("://:s3cret@localhost:6379/0", "scheme ''"),
+        ("redis:s3cret@localhost", "names no host"),
     ],
 )
 def test_a_bad_redis_url_is_a_check_error_that_never_shows_its_password(
@@ -155,6 +212,11 @@ def test_a_bad_redis_url_is_a_check_error_that_never_shows_its_password(
         ("unix://:s3cret@/tmp/r.sock?db=1", "unix://***@/tmp/r.sock?db=1"),
         ("redis://h/0?password=s3cret&db=2", "redis://h/0?password=***&db=2"),
         ("redis://localhost:6379/1", "redis://localhost:6379/1"),
+        ("://u:s3cret@h/0", "://***@h/0"),
+        ("redis:s3cret@h", "redis:***@h"),
+        ("s3cret@h", "***@h"),
+        ("redis:/s3cret@h/0", "redis:/***@h/0"),
+        ("redis//:s3cret@h/0", "***@h/0"),
     ],
 )
 def test_redact_url_hides_every_form_of_credentials(url: str, shown: str) -> None:

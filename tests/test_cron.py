@@ -310,6 +310,9 @@ def test_parse_entry_applies_defaults() -> None:
     assert parsed.args == () and parsed.kwargs == {} and parsed.queue is None
 
 
+ENTRY = {"name": "n", "function": "a.b", "schedule": "@daily"}
+
+
 @pytest.mark.parametrize(
     ("raw", "field", "message"),
     [
@@ -320,6 +323,17 @@ def test_parse_entry_applies_defaults() -> None:
             "name 'a b'",
         ),
         ({"name": "n", "function": "ab", "schedule": "@daily"}, "function", "dotted"),
+        # Each passed; none can name a function, and '.x' made importlib raise
+        # ValueError (not ImportError) in the system checks and the scheduler.
+        (
+            {**ENTRY, "function": ".x"},
+            "function",
+            r"has function '\.x'; use the dotted",
+        ),
+        ({**ENTRY, "function": "..x"}, "function", r"has function '\.\.x'"),
+        ({**ENTRY, "function": "a..b"}, "function", "has function 'a..b'"),
+        ({**ENTRY, "function": "a.b\n"}, "function", r"has function 'a.b\\n'"),
+        ({**ENTRY, "function": "my-app.jobs.x"}, "function", "has function 'my-app"),
         (
             {"name": "n", "function": "a.b", "schedule": "@daily", "when": 1},
             "",
@@ -335,6 +349,8 @@ def test_parse_entry_applies_defaults() -> None:
             "missed",
             "'skip'",
         ),
+        # A value that cannot be hashed made the set lookup raise TypeError.
+        ({**ENTRY, "missed": ["all"]}, "missed", r"has missed \['all'\]; use 'lat"),
         (
             {"name": "n", "function": "a.b", "schedule": "@daily", "missed_limit": 0},
             "missed_limit",
@@ -358,6 +374,33 @@ def test_parse_entry_applies_defaults() -> None:
     ],
 )
 def test_parse_entry_names_the_bad_key(raw: object, field: str, message: str) -> None:
+    with pytest.raises(InvalidCronEntry, match=message) as info:
+        parse_entry(raw, default_timezone="UTC")
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "message"),
+    [
+        (10**5000, "", r"^A cron entry is <an int of 16610 bits>, not a dict\.$"),
+        (
+            {**ENTRY, "queue": 10**5000},
+            "queue",
+            r"^Cron entry 'n' has queue <an int of 16610 bits>; use a queue name",
+        ),
+        (
+            {**ENTRY, 1: "x", "when": 2},
+            "",
+            r"^Cron entry 'n' has unknown keys \['when', 1\]; known keys are",
+        ),
+    ],
+    ids=["huge-int-entry", "huge-int-queue", "mixed-unknown-keys"],
+)
+def test_parse_entry_shows_any_value_without_raising_while_building_the_message(
+    raw: object, field: str, message: str
+) -> None:
+    # Each used to raise ValueError (repr() of an int of more than 4,300 digits)
+    # or TypeError (sorted() over keys of mixed types) instead.
     with pytest.raises(InvalidCronEntry, match=message) as info:
         parse_entry(raw, default_timezone="UTC")
     assert info.value.field == field

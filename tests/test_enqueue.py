@@ -126,6 +126,13 @@ def test_enqueue_many_stores_all_in_one_call(redisjobs: Any) -> None:
         (({1: "a"},), {}, "Positional argument 0 has the key 1"),
         (([1, {2, 3}],), {}, r"Positional argument 0\[1\] is \{2, 3\}"),
         ((float("nan"),), {}, "Positional argument 0 is nan"),
+        # A str is a sequence: it used to be stored as a list of characters.
+        ("ab", {}, "^args is 'ab', not a list or tuple of positional arguments"),
+        ((), [("value", 1)], r"^kwargs is \[\('value', 1\)\], not a dict"),
+        # JSON turned the key into "1", and the call failed in the worker.
+        ((), {1: "a"}, "^kwargs has the key 1; keyword argument names must be str"),
+        # A name UTF-8 cannot carry raised UnicodeEncodeError on the way to Redis.
+        ((), {"v\udcff": 1}, r"^A keyword argument name holds '\\udcff', a lone"),
     ],
 )
 def test_arguments_json_cannot_carry_raise_and_store_nothing(

@@ -218,6 +218,33 @@ def test_a_cron_schedule_that_is_not_a_str_is_refused() -> None:
         decorate(cron=5)
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("queue", "^Queue name <an int of 16610 bits> is not valid"),
+        ("priority", r"^Priority <an int of 16610 bits> is outside -100\.\.100"),
+        ("delay", "^delay is <an int of 16610 bits>, not a timedelta"),
+        ("run_at", "^run_at is <an int of 16610 bits>, not a datetime"),
+        ("at_front", "^at_front is <an int of 16610 bits>; use True or False"),
+        ("unique_key", "^unique_key <an int of 16610 bits> is not valid"),
+        ("unique_for", "^unique_for is <an int of 16610 bits>, not a timedelta"),
+    ],
+)
+def test_an_int_too_long_to_show_is_refused_with_invalid_job(
+    eager: None, name: str, message: str
+) -> None:
+    # Building the message used to raise ValueError: Python will not write an int
+    # of more than 4,300 digits as text.
+    with pytest.raises(InvalidJob, match=message):
+        jobs.add.enqueue(args=[1, 2], **{name: 10**5000})
+
+
+def test_a_unique_key_with_a_lone_surrogate_is_refused(eager: None) -> None:
+    # It used to raise UnicodeEncodeError on its way to Redis, or at commit.
+    with pytest.raises(InvalidJob, match=r"holds '\\udcff', a lone surrogate"):
+        jobs.add.enqueue(args=[1, 2], unique_key="key \udcff")
+
+
 # -- every option, any value ----------------------------------------------------
 
 any_value = st.one_of(
