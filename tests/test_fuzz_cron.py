@@ -31,13 +31,8 @@ from django_redisjobs.exceptions import InvalidCronEntry, UnknownBackgroundFunct
 from django_redisjobs.keys import is_safe_name
 from django_redisjobs.registry import registry
 from django_redisjobs.serialization import encode_arguments
+from tests.strategies import huge_ints, texts
 
-# st.text() leaves lone surrogates out, whatever its alphabet: join characters.
-surrogates = st.characters(categories=["Cs"])
-texts = st.text(max_size=12) | st.lists(st.characters() | surrogates, max_size=6).map(
-    "".join
-)
-huge_ints = st.integers(14_000, 20_000).map(lambda bits: 1 << bits)
 anything = st.one_of(
     st.none(),
     st.booleans(),

@@ -28,16 +28,11 @@ from django_redisjobs.job import MAX_DURATION, to_ms
 from django_redisjobs.queue import get_store
 from tests import jobs
 from tests.servers import RedisServer
+from tests.strategies import huge_ints, surrogates, texts
 
 REFUSALS = (InvalidJob, SerializationError, UnknownBackgroundFunction)
 _prefixes = itertools.count()
 
-# st.text() leaves lone surrogates out, whatever its alphabet: join characters.
-surrogates = st.characters(categories=["Cs"])
-texts = st.text(max_size=12) | st.lists(st.characters() | surrogates, max_size=6).map(
-    "".join
-)
-huge_ints = st.integers(14_000, 20_000).map(lambda bits: 1 << bits)
 anything = st.one_of(
     st.none(),
     st.booleans(),

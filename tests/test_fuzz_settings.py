@@ -30,16 +30,11 @@ from django_redisjobs.connection import build_client
 from django_redisjobs.exceptions import RedisJobsConfigurationError
 from django_redisjobs.job import MAX_ATTEMPTS_LIMIT, MAX_DURATION
 from django_redisjobs.keys import is_safe_name
+from tests.strategies import huge_ints, texts
 
 bounded = settings(max_examples=600, deadline=None, database=None)
 MS = timedelta(milliseconds=1)
 
-# st.text() leaves lone surrogates out, whatever its alphabet: join characters.
-surrogates = st.characters(categories=["Cs"])
-texts = st.text(max_size=12) | st.lists(st.characters() | surrogates, max_size=6).map(
-    "".join
-)
-huge_ints = st.integers(14_000, 20_000).map(lambda bits: 1 << bits)
 anything = st.one_of(
     st.none(),
     st.booleans(),

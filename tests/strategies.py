@@ -1,0 +1,11 @@
+"""Hypothesis strategies shared by the property tests."""
+
+from hypothesis import strategies as st
+
+# st.text() leaves lone surrogates out, whatever its alphabet: join characters.
+surrogates = st.characters(categories=["Cs"])
+texts = st.text(max_size=12) | st.lists(st.characters() | surrogates, max_size=6).map(
+    "".join
+)
+# Ints past 4,300 digits, which Python will not write as text.
+huge_ints = st.integers(14_000, 20_000).map(lambda bits: 1 << bits)
