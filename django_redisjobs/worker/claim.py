@@ -15,7 +15,6 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 
-from ..exceptions import RedisUnavailable
 from ..job import Job
 from ..queue import Damaged, JobStore
 from .config import WorkerConfig
@@ -121,7 +120,7 @@ class Claimer:
                     claimed += self._store.claim(
                         queue_name, self._worker_id, wanted, now_ms, self._lease_ms
                     )
-                except RedisUnavailable:
+                except Exception:
                     if not claimed:
                         raise
                     # Jobs claimed from earlier queues are leased to this worker:
