@@ -19,9 +19,10 @@ each running a worker, about 4 s on two shared cores.
 
 Two cases it found are not what issue 13 §5 asks for yet: a huge or non-finite
 ``attempts`` count (the scripts read it as absent and the job runs once), and
-field values that are not UTF-8 (the claimed batch fails to decode). The property keeps clear of them, and a strict xfail test for each,
-at the end of this module, starts passing once it is fixed (issue 13 §5: a dead
-job whose reason names the field).
+field values that are not UTF-8 (the claimed batch fails to decode). The property
+keeps clear of them, and a strict xfail test for each, at the end of this module,
+starts passing once it is fixed (issue 13 §5: a dead job whose reason names the
+field).
 """
 
 import itertools
