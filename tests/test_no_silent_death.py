@@ -10,6 +10,7 @@ still be recorded.
 
 import dataclasses
 import logging
+import threading
 import time
 from typing import Any
 
@@ -143,3 +144,21 @@ def test_job_controlled_text_cannot_forge_log_lines_or_send_escapes(
         assert "\nINFO" not in line
         assert traceback == "" or traceback.startswith("Traceback")
         assert all(not n or n.startswith("    ") for n in traceback.split("\n")[1:])
+
+
+def test_a_stop_requested_while_the_ledger_lock_is_held_does_not_deadlock(
+    redisjobs: Any,
+) -> None:
+    # A SIGTERM handler runs in the main thread between any two bytecodes, also
+    # while the claim loop holds the ledger's lock.
+    worker = redisjobs.worker()
+    done = threading.Event()
+
+    def stop_inside_the_lock() -> None:
+        with worker.ledger._lock:
+            worker.request_stop()
+        done.set()
+
+    threading.Thread(target=stop_inside_the_lock, daemon=True).start()
+    assert done.wait(5), "request_stop() waited for a lock its own thread held"
+    assert worker.stopping

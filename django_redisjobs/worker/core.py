@@ -147,11 +147,16 @@ class Worker:
         return self.ledger.counts()
 
     def request_stop(self) -> None:
-        """Stop claiming; `run()` returns once running jobs end or the grace passes."""
+        """Stop claiming; `run()` returns once running jobs end or the grace passes.
+
+        Safe in a signal handler, which runs in the main thread between any two
+        bytecodes: it takes only the stop signal's reentrant lock, never the
+        ledger's (a signal that arrived while the claim loop held it would wait
+        for itself). Waits on the ledger look at the stop every 0.5 s.
+        """
         if not self.stop_signal.stopping:
             logger.info("worker stopping id=%s", self.worker_id)
         self.stop_signal.request_stop()
-        self.ledger.wake_waiters()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop claiming; a second SIGINT exits at once."""

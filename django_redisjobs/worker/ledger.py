@@ -227,11 +227,6 @@ class Ledger:
         `deadline`."""
         self._wait(lambda: self._unended == 0, lambda: False, deadline)
 
-    def wake_waiters(self) -> None:
-        """Make the `wait_*` calls check their stop condition again."""
-        with self._changed:
-            self._changed.notify_all()
-
     def _wait(
         self,
         done: Callable[[], bool],

@@ -32,7 +32,9 @@ class StopSignal:
     """
 
     def __init__(self) -> None:
-        self._changed = threading.Condition()
+        # Reentrant: a signal handler may request a stop while the thread it
+        # interrupts is inside one of these methods.
+        self._changed = threading.Condition(threading.RLock())
         self._step = 0  # 0 running, 1 stopping (no more claims), 2 halted
         self._pokes = 0
 
