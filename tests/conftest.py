@@ -99,16 +99,21 @@ class RedisJobs:
 _prefixes = itertools.count()
 
 
-@pytest.fixture
-def redisjobs(redis_server: RedisServer) -> Iterator[RedisJobs]:
-    """Point REDISJOBS at the shared test server with a prefix no other test uses."""
-    prefix = f"t{os.getpid()}-{next(_prefixes)}"
-    settings = {
-        "REDIS_URL": redis_server.url,
+def suite_settings(server: RedisServer, prefix: str) -> dict[str, Any]:
+    """REDISJOBS for tests: `server` under `prefix`, with fast retries, 5 s leases."""
+    return {
+        "REDIS_URL": server.url,
         "PREFIX": prefix,
         "BACKOFF_BASE_S": 0.001,
         "BACKOFF_MAX_S": 0.001,
         "LEASE_S": 5,
     }
+
+
+@pytest.fixture
+def redisjobs(redis_server: RedisServer) -> Iterator[RedisJobs]:
+    """Point REDISJOBS at the shared test server with a prefix no other test uses."""
+    prefix = f"t{os.getpid()}-{next(_prefixes)}"
+    settings = suite_settings(redis_server, prefix)
     with override_settings(REDISJOBS=settings):
         yield RedisJobs(redis_server, prefix, settings)

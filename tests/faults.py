@@ -17,7 +17,7 @@ from django.test import override_settings
 from django_redisjobs import JobHandle, JobStatus, RedisUnavailable
 from django_redisjobs.worker import Worker
 from tests import fault_jobs
-from tests.conftest import RedisJobs
+from tests.conftest import RedisJobs, suite_settings
 from tests.polling import DEADLINE_S
 from tests.servers import RedisServer
 
@@ -60,14 +60,7 @@ def running(worker: Worker) -> Iterator[Worker]:
 @contextmanager
 def redisjobs_on(server: RedisServer, **settings: Any) -> Iterator[RedisJobs]:
     """Point REDISJOBS at a private server (fast retries, 1 s leases by default)."""
-    values = {
-        "REDIS_URL": server.url,
-        "PREFIX": "faults",
-        "BACKOFF_BASE_S": 0.001,
-        "BACKOFF_MAX_S": 0.001,
-        "LEASE_S": 1,
-        **settings,
-    }
+    values = {**suite_settings(server, "faults"), "LEASE_S": 1, **settings}
     with override_settings(REDISJOBS=values):
         yield RedisJobs(server, "faults", values)
 

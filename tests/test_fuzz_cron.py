@@ -31,16 +31,10 @@ from django_redisjobs.exceptions import InvalidCronEntry, UnknownBackgroundFunct
 from django_redisjobs.keys import is_safe_name
 from django_redisjobs.registry import registry
 from django_redisjobs.serialization import encode_arguments
-from tests.strategies import huge_ints, texts
+from tests.strategies import huge_ints, scalars, texts
 
 anything = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    huge_ints,
-    st.floats(allow_nan=True),
-    texts,
-    st.binary(max_size=4),
+    scalars,
     st.lists(st.integers() | texts, max_size=2),
     st.dictionaries(texts | st.integers(), st.integers(), max_size=2),
     st.just(object()),

@@ -28,19 +28,13 @@ from django_redisjobs.job import MAX_DURATION, to_ms
 from django_redisjobs.queue import get_store
 from tests import jobs
 from tests.servers import RedisServer
-from tests.strategies import huge_ints, surrogates, texts
+from tests.strategies import huge_ints, scalars, surrogates, texts
 
 REFUSALS = (InvalidJob, SerializationError, UnknownBackgroundFunction)
 _prefixes = itertools.count()
 
 anything = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    huge_ints,
-    st.floats(allow_nan=True),
-    texts,
-    st.binary(max_size=4),
+    scalars,
     st.timedeltas(),
     st.datetimes(timezones=st.none() | st.timezones()),
     st.lists(st.integers(), max_size=2),

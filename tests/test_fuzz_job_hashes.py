@@ -40,7 +40,7 @@ from django_redisjobs import JobStatus, keys
 from django_redisjobs.job import ENQUEUE_FIELDS
 from django_redisjobs.queue import get_store
 from tests import jobs
-from tests.conftest import RedisJobs
+from tests.conftest import RedisJobs, suite_settings
 from tests.servers import RedisServer
 
 Q = "default"
@@ -153,13 +153,7 @@ def fresh_prefix(redis_server: RedisServer) -> Iterator[Any]:
 
     def enter() -> Any:
         prefix = f"fuzzhash{next(_prefixes)}"
-        settings = {
-            "REDIS_URL": redis_server.url,
-            "PREFIX": prefix,
-            "BACKOFF_BASE_S": 0.001,
-            "BACKOFF_MAX_S": 0.001,
-            "LEASE_S": 5,
-        }
+        settings = suite_settings(redis_server, prefix)
         return override_settings(REDISJOBS=settings), RedisJobs(
             redis_server, prefix, settings
         )

@@ -30,19 +30,13 @@ from django_redisjobs.connection import build_client
 from django_redisjobs.exceptions import RedisJobsConfigurationError
 from django_redisjobs.job import MAX_ATTEMPTS_LIMIT, MAX_DURATION
 from django_redisjobs.keys import is_safe_name
-from tests.strategies import huge_ints, texts
+from tests.strategies import huge_ints, scalars, texts
 
 bounded = settings(max_examples=600, deadline=None, database=None)
 MS = timedelta(milliseconds=1)
 
 anything = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    huge_ints,
-    st.floats(allow_nan=True),
-    texts,
-    st.binary(max_size=4),
+    scalars,
     st.timedeltas(),
     st.lists(texts, max_size=2),
     st.dictionaries(texts | st.integers(), st.integers(), max_size=2),
