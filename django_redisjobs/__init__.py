@@ -18,11 +18,12 @@ from .exceptions import (
     WaitTimeout,
 )
 from .handle import JobHandle
-from .job import Job, JobError, JobStatus
+from .job import Attempt, Job, JobError, JobStatus
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Attempt",
     "BackgroundFunction",
     "InvalidCronEntry",
     "InvalidJob",

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from .exceptions import JobDoesNotExist, WaitTimeout
-from .job import Job, JobError, JobStatus, now_epoch_ms
+from .job import Attempt, Job, JobError, JobStatus, now_epoch_ms
 from .queue import Cancelled, get_store
 
 
@@ -59,6 +59,15 @@ class JobHandle:
     @property
     def progress(self) -> float:
         return self._job.progress
+
+    @property
+    def history(self) -> list[Attempt]:
+        """The ended attempts, oldest first: worker, times, outcome, error summary.
+
+        At most `ATTEMPT_HISTORY_LIMIT` (25) are kept. A requeued job (its worker
+        stopped before the job ended) used no attempt and adds none.
+        """
+        return self._job.history
 
     @property
     def result(self) -> Any:

@@ -7,6 +7,7 @@ flat fields of its Redis hash.
 
 import enum
 import itertools
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -92,6 +93,29 @@ class JobError:
     traceback: str = ""
 
 
+#: The most attempts a job's history keeps, the oldest dropped first (the
+#: scripts' HISTORY_LIMIT in lua/_prelude.lua).
+ATTEMPT_HISTORY_LIMIT = 25
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One ended attempt of a job, as its `history` field keeps it.
+
+    `outcome` is "succeeded", "retrying", "dead", "cancelled" or "lost" (its worker
+    stopped renewing the lease). The error message is cut to 200 bytes; the full
+    error of the last attempt is on the job itself.
+    """
+
+    number: int
+    worker: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: str
+    error_class: str = ""
+    error_message: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """One unit of work, as stored in its Redis hash."""
@@ -119,6 +143,18 @@ class Job:
     cancel_requested: bool = False
     unique_key: str = ""
     unique_until: datetime | None = None  # end of the `unique_for` window
+    # The `history` field as stored: parsed only when asked for, since the worker
+    # reads every claimed job and never needs it.
+    history_json: str = ""
+
+    @property
+    def history(self) -> list[Attempt]:
+        """The job's ended attempts, oldest first, at most ATTEMPT_HISTORY_LIMIT.
+
+        Entries that cannot be read (a hand-written field) are left out: the
+        history is for people and never makes a job unreadable.
+        """
+        return _attempts(self.history_json)
 
     @property
     def result(self) -> Any:
@@ -126,6 +162,41 @@ class Job:
         if not self.result_json:
             return None
         return serialization.decode(self.result_json, f"Job {self.id!r} result")
+
+
+def _attempts(history_json: str) -> list[Attempt]:
+    if not history_json:
+        return []
+    try:
+        entries = json.loads(history_json)
+    except ValueError:
+        return []
+    if not isinstance(entries, list):
+        return []
+    attempts = []
+    for entry in entries:
+        try:
+            attempts.append(
+                Attempt(
+                    number=int(entry["n"]),
+                    worker=str(entry["w"]),
+                    started_at=from_ms(int(entry["s"])),
+                    finished_at=from_ms(int(entry["f"])),
+                    outcome=str(entry["o"]),
+                    error_class=str(entry.get("e", "")),
+                    error_message=str(entry.get("m", "")),
+                )
+            )
+        except (
+            AttributeError,
+            KeyError,
+            TypeError,
+            ValueError,
+            OverflowError,
+            OSError,
+        ):
+            continue
+    return attempts
 
 
 def new_job_id(now_ms: int | None = None) -> str:

@@ -182,6 +182,7 @@ def _from_fields(fields: dict[str, str]) -> Job:
         get("cancel_requested") == "1",
         get("unique_key", ""),
         _moment(get("unique_until_ms")),
+        get("history", ""),
     )
 
 

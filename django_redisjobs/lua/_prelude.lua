@@ -97,3 +97,27 @@ local function release_unique(lock_prefix, unique_key, job_key, job_id, until_ms
         redis.call('DEL', lock)
     end
 end
+
+-- The most attempts a job's `history` field keeps, oldest dropped first. Keep in
+-- step with job.ATTEMPT_HISTORY_LIMIT.
+local HISTORY_LIMIT = 25
+
+-- The job's `history` field with one more attempt appended: a JSON array of
+-- objects, n (attempt number), w (worker id), s and f (start and end ms), o (how
+-- it ended: succeeded, retrying, dead, cancelled or lost), e and m (error class
+-- and a message cut to 200 bytes). A stored value that is not such an array
+-- starts afresh: history is for people and never stops a job from ending.
+local function add_attempt(history, number, worker, started_ms, finished_ms,
+                           outcome, error_class, message)
+    local ok, list = pcall(cjson.decode, history or '')
+    if not ok or type(list) ~= 'table' or (next(list) ~= nil and list[1] == nil) then
+        list = {}
+    end
+    list[#list + 1] = {n = as_int(number) or 0, w = worker or '',
+        s = as_int(started_ms) or 0, f = finished_ms, o = outcome,
+        e = error_class or '', m = string.sub(message or '', 1, 200)}
+    while #list > HISTORY_LIMIT do
+        table.remove(list, 1)
+    end
+    return cjson.encode(list)
+end

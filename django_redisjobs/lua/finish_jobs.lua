@@ -22,6 +22,9 @@
 --   above 0, the job's result_ttl_ms field is used);
 --   result (JSON, succeeded only); error class; error message; traceback
 --
+-- Every outcome but "requeued" appends the attempt to the job's `history` field
+-- (see add_attempt in _prelude.lua).
+--
 -- Returns one integer per job: 1 recorded; 0 not recorded because the job is no
 -- longer this worker's attempt (its lease was recovered); -1 the hash is gone, or
 -- its key holds another type (nothing is written; the id stays in the active set
@@ -86,7 +89,8 @@ while i <= #ARGV do
     local due_ms, ttl_ms = ARGV[i + 3], ARGV[i + 4]
     local job_key = KEYS[9] .. job_id
     local held = read_job('HMGET', job_key, 'status', 'worker', 'attempts', 'score',
-        'cancel_requested', 'unique_key', 'unique_until_ms', 'result_ttl_ms')
+        'cancel_requested', 'unique_key', 'unique_until_ms', 'result_ttl_ms',
+        'started_ms', 'history')
     if not held or held[1] == false then
         results[#results + 1] = -1
     elseif held[1] ~= 'active' or held[2] ~= worker_id or held[3] ~= attempt then
@@ -98,11 +102,18 @@ while i <= #ARGV do
             -- Cancelled while it ran: another attempt would defy the request.
             outcome = 'cancelled'
         end
+        -- Each ending appends the attempt to the history; a requeued job gives
+        -- its attempt back, so it has none to add.
+        local history = ''
+        if outcome ~= 'requeued' then
+            history = add_attempt(held[10], attempt, worker_id, held[9], now_ms,
+                outcome, ARGV[i + 6], ARGV[i + 7])
+        end
         local errors = {'error_class', ARGV[i + 6], 'error_message', ARGV[i + 7],
-            'traceback', ARGV[i + 8]}
+            'traceback', ARGV[i + 8], 'history', history}
         if outcome == 'succeeded' then
             ended(job_key, job_id, 'succeeded', ttl_ms, KEYS[3],
-                {'result', ARGV[i + 5], 'progress', '1'}, held)
+                {'result', ARGV[i + 5], 'progress', '1', 'history', history}, held)
         elseif outcome == 'retrying' then
             errors[#errors + 1] = 'status'
             errors[#errors + 1] = 'retrying'

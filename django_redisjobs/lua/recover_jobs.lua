@@ -31,6 +31,8 @@
 --          recorded message adds the attempt
 -- ARGV[9..] candidate job ids (with a worker id; the caller read them from KEYS[1])
 --
+-- A taken-back attempt is appended to the job's `history` as "lost".
+--
 -- Returns a flat array: requeued count, dead count, N, the N recovered ids, then a
 -- pair per id set aside (the id and the reason).
 -- A requeued job goes to the head of its queue: it has waited longest. Its lost
@@ -91,10 +93,11 @@ local function take_back(job_key, job_id, job)
     if reason == '' then
         reason = 'Worker ' .. (job[3] or '?') .. ' stopped renewing its lease'
     end
+    local message = reason .. ' during attempt ' .. attempts .. '.'
     redis.call('HSET', job_key, 'lost', (as_int(job[10]) or 0) + 1,
-        'error_class', ARGV[5],
-        'error_message', reason .. ' during attempt ' .. attempts .. '.',
-        'traceback', '', 'worker', '')
+        'error_class', ARGV[5], 'error_message', message, 'traceback', '',
+        'worker', '', 'history', add_attempt(job[12], attempts, job[3], job[11],
+            now_ms, 'lost', ARGV[5], message))
     if job[5] == '1' then
         -- Its cancel was requested: running it again would defy the request.
         local ttl_ms = as_int(job[6]) or 0
@@ -121,7 +124,7 @@ local function inspect(job_id)
     local job_key = KEYS[6] .. job_id
     local job, reason = read_job('HMGET', job_key, 'attempts', 'max_attempts',
         'worker', 'score', 'cancel_requested', 'result_ttl_ms', 'status',
-        'unique_key', 'unique_until_ms', 'lost')
+        'unique_key', 'unique_until_ms', 'lost', 'started_ms', 'history')
     if not job then
         -- Its holder cannot be read; only an id still leased here is set aside.
         if worker_id == '' or redis.call('ZSCORE', KEYS[1], job_id) then
