@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "DEAD_TTL_S": 604800,
     "LEASE_S": 30.0,
     "ON_COMMIT": True,
+    "OUTBOX": False,
+    "OUTBOX_DATABASES": ["default"],
     "EAGER": False,
     "AUTODISCOVER_MODULES": ["tasks"],
     "CRON": [],
@@ -74,6 +76,8 @@ class Settings:
     dead_ttl: timedelta = timedelta(days=7)
     lease: timedelta = timedelta(seconds=30)
     on_commit: bool = True
+    outbox: bool = False
+    outbox_databases: tuple[str, ...] = ("default",)
     eager: bool = False
     autodiscover_modules: tuple[str, ...] = ("tasks",)
     cron: tuple[CronEntry, ...] = ()
@@ -104,6 +108,10 @@ def _attempts(value: Any) -> bool:
         and not isinstance(value, bool)
         and 1 <= value <= MAX_ATTEMPTS_LIMIT
     )
+
+
+def _databases() -> Any:
+    return getattr(django_settings, "DATABASES", {})
 
 
 def _optional_str(value: Any) -> bool:
@@ -139,6 +147,11 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "DEAD_TTL_S": (_seconds_in_range, _SECONDS),
     "LEASE_S": (_seconds_in_range, _SECONDS),
     "ON_COMMIT": (lambda v: isinstance(v, bool), "True or False"),
+    "OUTBOX": (lambda v: isinstance(v, bool), "True or False"),
+    "OUTBOX_DATABASES": (
+        lambda v: _str_list(v) and bool(v) and all(a in _databases() for a in v),
+        "a non-empty list of aliases from DATABASES, such as ['default']",
+    ),
     "EAGER": (lambda v: isinstance(v, bool), "True or False"),
     "AUTODISCOVER_MODULES": (_str_list, "a list of module names such as ['tasks']"),
     "CRON": (lambda v: isinstance(v, list | tuple), "a list of cron entry dicts"),
@@ -320,6 +333,8 @@ def _build(raw: dict[str, Any]) -> Settings:
         dead_ttl=_seconds(values["DEAD_TTL_S"]),
         lease=_seconds(values["LEASE_S"]),
         on_commit=values["ON_COMMIT"],
+        outbox=values["OUTBOX"],
+        outbox_databases=tuple(values["OUTBOX_DATABASES"]),
         eager=values["EAGER"],
         autodiscover_modules=tuple(values["AUTODISCOVER_MODULES"]),
         cron=tuple(parse_cron(values["CRON"])[0]),

@@ -150,6 +150,12 @@ class JobHandle:
         self._job = job
         self._in_redis = True
 
+    def mark_committed(self) -> None:
+        """Called when the job's outbox row committed but is not in Redis yet: the
+        handle stays pending, and `refresh()` and `wait()` look for it in Redis
+        from now on, where the relay will write it."""
+        self._in_redis = True
+
     def mark_local(self, job: Job) -> None:
         """Eager mode: the job ran inline and lives only in this handle."""
         self._job = job

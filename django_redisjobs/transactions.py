@@ -14,7 +14,7 @@ from functools import partial
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
-from . import signals
+from . import outbox, signals
 from .conf import Settings, get_settings
 from .exceptions import RedisUnavailable
 from .execution import run_inline, send_signal
@@ -55,6 +55,14 @@ def submit(
         ]
     else:
         handles = [JobHandle(r.job, in_redis=False) for r in requests]
+    if in_atomic and settings.outbox and not settings.eager:
+        # The rows commit or roll back with the caller's; see outbox.py.
+        outbox.check_database(alias, settings.outbox_databases)
+        outbox.put(requests, alias)
+        transaction.on_commit(
+            partial(_deliver_own, requests, handles, alias), using=alias
+        )
+        return handles
     write = partial(_write, spec, requests, handles, settings)
     if in_atomic:
         # Django runs this after the outermost commit, and drops it when the
@@ -85,6 +93,16 @@ def _write(
         return
     store = get_store()
     placed = store.enqueue_detailed([request for request, _ in live], now_epoch_ms())
+    _mark_stored(store, live, placed)
+
+
+def _mark_stored(
+    store: JobStore,
+    live: Sequence[tuple[EnqueueRequest, JobHandle]],
+    placed: Sequence[Placed],
+) -> None:
+    """Point each handle at the job that stands for its request, and announce
+    the jobs stored for it."""
     holders = _holders(store, live, placed)
     for (request, handle), where in zip(live, placed, strict=True):
         if where.job_id == request.job.id:
@@ -124,6 +142,43 @@ def _holders(
             request.job, id=where.job_id
         )
     return holders
+
+
+def _deliver_own(
+    requests: Sequence[EnqueueRequest], handles: Sequence[JobHandle], using: str
+) -> None:
+    """On commit, with the outbox on: move this call's rows to Redis at once, so
+    the job waits for no relay. Whatever fails is logged, never raised (other
+    on-commit callbacks follow this one): the rows stay, the relay delivers them,
+    and the handles, still pending, find their jobs in Redis from then on."""
+    live = [
+        (request, handle)
+        for request, handle in zip(requests, handles, strict=True)
+        if handle.status is not JobStatus.CANCELLED
+    ]
+    try:
+        outbox.discard(
+            [h.id for h in handles if h.status is JobStatus.CANCELLED], using
+        )
+        delivery = outbox.deliver(
+            using, ids=[r.job.id for r, _ in live], limit=len(live)
+        )
+        done = [(r, h) for r, h in live if r.job.id in delivery.placed]
+        if done:
+            placed = [delivery.placed[r.job.id][1] for r, _ in done]
+            _mark_stored(get_store(), done, placed)
+    except Exception as err:
+        logger.warning(
+            "enqueue after commit left to the outbox relay: %d job(s) wait in "
+            "the outbox of database %r (%s: %s)",
+            len(live),
+            using,
+            type(err).__name__,
+            err,
+        )
+    for _, handle in live:
+        if handle.status is JobStatus.PENDING:
+            handle.mark_committed()
 
 
 def _write_logged(write: partial[None], requests: Sequence[EnqueueRequest]) -> None:

@@ -16,8 +16,9 @@ from django_redisjobs.exceptions import (
     WorkerCrashed,
 )
 from django_redisjobs.keys import is_safe_name
-from django_redisjobs.queue import get_store
+from django_redisjobs.queue import JobStore, get_store
 from django_redisjobs.registry import autodiscover, registry
+from django_redisjobs.relay import OutboxRelay
 from django_redisjobs.worker import (
     Supervisor,
     SupervisorConfig,
@@ -97,6 +98,12 @@ class Command(BaseCommand):
             "replaced when it reaches it (default: one worker in this process).",
         )
         parser.add_argument(
+            "--no-relay",
+            action="store_true",
+            help="With REDISJOBS['OUTBOX'] on, do not run the outbox relay in this "
+            "worker (run manage.py relay_outbox instead).",
+        )
+        parser.add_argument(
             "--no-scheduler",
             action="store_true",
             help="Do not promote delayed jobs, enqueue cron entries or recover lost "
@@ -115,19 +122,28 @@ class Command(BaseCommand):
             store.ping()
         except RedisUnavailable as err:
             raise CommandError(f"Redis is unreachable: {err}") from err
-        if options["processes"] is not None:
-            by_status = self._supervise(config, options)
-        else:
-            worker = Worker(config, store=store, functions=registry)
-            worker.install_signal_handlers()
-            try:
-                by_status = worker.run().by_status
-            except WorkerCrashed as err:
-                raise CommandError(str(err), returncode=1) from err
+        relay = _start_relay(config, options)
+        try:
+            by_status = self._run(config, options, store)
+        finally:
+            if relay is not None:
+                relay.stop()
         if config.burst:
             counts = ", ".join(f"{k}={v}" for k, v in sorted(by_status.items()))
             total = sum(by_status.values())
             self.stdout.write(f"Burst done: {total} attempts ({counts or 'none'}).")
+
+    def _run(
+        self, config: WorkerConfig, options: dict[str, Any], store: JobStore
+    ) -> dict[str, int]:
+        if options["processes"] is not None:
+            return self._supervise(config, options)
+        worker = Worker(config, store=store, functions=registry)
+        worker.install_signal_handlers()
+        try:
+            return worker.run().by_status
+        except WorkerCrashed as err:
+            raise CommandError(str(err), returncode=1) from err
 
     def _supervise(
         self, config: WorkerConfig, options: dict[str, Any]
@@ -205,6 +221,27 @@ def parse_queues(value: str) -> tuple[tuple[str, ...], tuple[int, ...] | None]:
             "queue a weight, or none."
         )
     return tuple(names), tuple(weights) or None
+
+
+def _start_relay(config: WorkerConfig, options: dict[str, Any]) -> OutboxRelay | None:
+    """The outbox relay thread, when the outbox is on. A burst worker first moves
+    every row, however new, so the jobs committed before it started are served."""
+    settings = get_settings()
+    if not settings.outbox or options["no_relay"]:
+        return None
+    relay = OutboxRelay(settings.outbox_databases)
+    if config.burst:
+        try:
+            relay.sweep(grace=timedelta(0))
+        except Exception as err:
+            logging.getLogger("django_redisjobs.relay").warning(
+                "outbox relay cannot deliver before the burst (%s: %s)",
+                type(err).__name__,
+                err,
+            )
+        return None
+    relay.start()
+    return relay
 
 
 def _configure_logging(verbosity: int) -> None:
