@@ -121,3 +121,39 @@ local function add_attempt(history, number, worker, started_ms, finished_ms,
     end
     return cjson.encode(list)
 end
+
+-- Whether `s` is valid UTF-8 as Python's strict codec reads it (no overlong
+-- forms, no surrogates, nothing above U+10FFFF). Clients decode replies as UTF-8,
+-- so one invalid byte in a reply fails the whole reply; a script that returns
+-- stored text checks it first. ASCII text, the common case, costs one find.
+local function is_utf8(s)
+    if not string.find(s, '[\128-\255]') then
+        return true
+    end
+    local i, n = 1, #s
+    while i <= n do
+        local c = string.byte(s, i)
+        local size, low, high = 1, 0x80, 0xBF
+        if c < 0x80 then
+            size = 1
+        elseif c >= 0xC2 and c <= 0xDF then
+            size = 2
+        elseif c >= 0xE0 and c <= 0xEF then
+            size = 3
+            if c == 0xE0 then low = 0xA0 elseif c == 0xED then high = 0x9F end
+        elseif c >= 0xF0 and c <= 0xF4 then
+            size = 4
+            if c == 0xF0 then low = 0x90 elseif c == 0xF4 then high = 0x8F end
+        else
+            return false
+        end
+        for k = 1, size - 1 do
+            local b = string.byte(s, i + k)
+            if not b or b < (k == 1 and low or 0x80) or b > (k == 1 and high or 0xBF) then
+                return false
+            end
+        end
+        i = i + size
+    end
+    return true
+end

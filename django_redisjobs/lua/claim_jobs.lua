@@ -30,9 +30,10 @@
 -- write makes, raises WRONGTYPE before anything changes: they are read first. The
 -- marker (KEYS[4]) is deleted before it is set again, so its type never matters.
 -- Damaged job data never fails the call: a job key of another type is dropped as
--- above, and a field that is not a whole number (attempts, enqueued_ms,
--- run_at_ms) counts as absent. Under maxmemory the claim runs, as its first write
--- is a DEL.
+-- above, an enqueued_ms or run_at_ms that is not a whole number counts as absent,
+-- and an attempts count that is not one, or a field that is not UTF-8, is
+-- reported in the job's `claim_fault` item (see lease below). Under maxmemory
+-- the claim runs, as its first write is a DEL.
 
 local now_ms = tonumber(ARGV[1])
 local deadline_ms = ARGV[2]
@@ -86,9 +87,17 @@ end
 local claim_sets = {status = true, started_ms = true, worker = true, attempts = true}
 
 -- The fields a claim writes to a job whose hash is `fields` (as `known`, by name),
--- and the reply's items for it: the stored fields with those written.
+-- and the reply's items for it: the stored fields with those written. A stored
+-- value the job cannot run with, which only a hand write makes, is reported in
+-- the reply's extra item `claim_fault` (what is wrong, a colon, the field's name);
+-- the claim still counts the attempt, so the worker can record the job dead.
 local function lease(fields, known)
-    local attempts = (as_int(known.attempts) or 0) + 1
+    local attempts = as_int(known.attempts)
+    local fault
+    if not attempts and known.attempts and known.attempts ~= '' then
+        fault = 'not a whole number below 2^53:attempts'
+    end
+    attempts = (attempts or 0) + 1
     local started_ms = now_ms
     if after_wait then
         -- The claim waited for the job: it started no earlier than the job
@@ -100,13 +109,27 @@ local function lease(fields, known)
         'worker', worker_id, 'attempts', string.format('%.0f', attempts)}
     local reply = {}
     for f = 1, #fields, 2 do
-        if not claim_sets[fields[f]] then
-            reply[#reply + 1] = fields[f]
-            reply[#reply + 1] = fields[f + 1]
+        local name, value = fields[f], fields[f + 1]
+        if not claim_sets[name] then
+            if is_utf8(name) and is_utf8(value) then
+                reply[#reply + 1] = name
+                reply[#reply + 1] = value
+            elseif not fault then
+                -- Clients decode replies as UTF-8: the bytes stay out of it.
+                if is_utf8(name) then
+                    fault = 'not UTF-8 text:' .. name
+                else
+                    fault = 'a field name that is not UTF-8 text:?'
+                end
+            end
         end
     end
     for f = 1, #set do
         reply[#reply + 1] = set[f]
+    end
+    if fault then
+        reply[#reply + 1] = 'claim_fault'
+        reply[#reply + 1] = fault
     end
     return set, reply
 end

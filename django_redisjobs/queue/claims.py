@@ -201,6 +201,9 @@ def claimed_jobs(claimed: Sequence[Claimed], queue: str) -> list[Job | Damaged]:
         if not item.fields:
             jobs.append(Damaged(_readable_part(item, queue), None))
             continue
+        if "claim_fault" in item.fields:
+            jobs.append(Damaged(_readable_part(item, queue), _fault(item)))
+            continue
         try:
             job = from_fields(item.fields)
         except InvalidJob as err:
@@ -222,6 +225,15 @@ def claimed_jobs(claimed: Sequence[Claimed], queue: str) -> list[Job | Damaged]:
                 )
             )
     return jobs
+
+
+def _fault(item: Claimed) -> InvalidJob:
+    """The fault claim_jobs.lua found in a claimed hash: what is wrong, and the
+    field's name (after the first colon, as names may hold any character)."""
+    problem, _, name = item.fields["claim_fault"].partition(":")
+    return InvalidJob(
+        f"Job {item.job_id!r} has a corrupt field {name!r} in Redis: {problem}."
+    )
 
 
 def _misplaced(job: Job, job_id: str, queue: str) -> InvalidJob:

@@ -4,11 +4,22 @@ from collections.abc import Sequence
 from typing import cast
 
 from .. import keys
-from ..exceptions import JobDoesNotExist
+from ..exceptions import InvalidJob, JobDoesNotExist
 from ..job import DEFAULT_PRIORITY_BOUND, Job
 from ..job_hash import from_fields
 from .base import StoreBase, redis_call
 from .records import JobState
+
+
+def _not_text(queue: str, job_ids: Sequence[str]) -> InvalidJob:
+    """A read whose reply was not UTF-8: only a hand write stores such bytes,
+    and the client cannot decode the reply to say which field holds them."""
+    which = (
+        f"Job {job_ids[0]!r}" if len(job_ids) == 1 else f"One of {len(job_ids)} jobs"
+    )
+    return InvalidJob(
+        f"{which} in queue {queue!r} has a field that is not UTF-8 text in Redis."
+    )
 
 
 class ReadOps(StoreBase):
@@ -18,9 +29,13 @@ class ReadOps(StoreBase):
     def get(self, job_id: str, queue: str) -> Job:
         """Return the job; raise `JobDoesNotExist` (or `InvalidJob` if corrupt)."""
         # decode_responses is on (connection.py): replies are str.
-        fields = cast(
-            dict[str, str], self.client.hgetall(keys.job(self.prefix, queue, job_id))
-        )
+        try:
+            fields = cast(
+                dict[str, str],
+                self.client.hgetall(keys.job(self.prefix, queue, job_id)),
+            )
+        except UnicodeDecodeError as err:
+            raise _not_text(queue, [job_id]) from err
         if not fields:
             raise JobDoesNotExist(f"Job {job_id!r} does not exist in queue {queue!r}.")
         return from_fields(fields)
@@ -31,7 +46,10 @@ class ReadOps(StoreBase):
         with self.client.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.hgetall(keys.job(self.prefix, queue, job_id))
-            replies = pipe.execute()
+            try:
+                replies = pipe.execute()
+            except UnicodeDecodeError as err:
+                raise _not_text(queue, job_ids) from err
         return [from_fields(fields) if fields else None for fields in replies]
 
     @redis_call("Could not read from Redis")
