@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings as django_settings
 
+from . import redis_options
 from .cron import CronEntry, parse_entry
 from .exceptions import InvalidCronEntry, RedisJobsConfigurationError, shown
 from .job import MAX_ATTEMPTS_LIMIT, MAX_DURATION
@@ -253,6 +254,12 @@ def validate(raw: Any) -> list[Problem]:
     url = raw.get("REDIS_URL")
     if isinstance(url, str) and url and (url_problem := _url_problem(url)):
         problems.append(url_problem)
+    options = raw.get("REDIS_OPTIONS")
+    if isinstance(options, dict) and all(isinstance(k, str) for k in options):
+        problems += [
+            Problem("REDIS_OPTIONS", text, "See docs/settings.md#redis_options.")
+            for text in redis_options.problems(options)
+        ]
     if raw.get("REDIS_URL") and raw.get("CACHE_ALIAS"):
         problems.append(
             Problem(

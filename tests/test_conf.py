@@ -44,6 +44,30 @@ def test_override_settings_drops_the_cache() -> None:
             r"REDISJOBS\['REDIS_OPTIONS'\] is \{1: 5\}\. Use a dict of redis-py "
             r"options by their str names",
         ),
+        # These passed validation and raised TypeError at the first command.
+        (
+            {"REDIS_OPTIONS": {"socket_timout": 5}},
+            r"\['REDIS_OPTIONS'\] has 'socket_timout', which is not a redis-py",
+        ),
+        (
+            {"REDIS_OPTIONS": {"socket_timeout": "10"}},
+            r"sets 'socket_timeout' to '10'; use a number of seconds above 0, or None",
+        ),
+        (
+            {"REDIS_OPTIONS": {"max_connections": 0}},
+            r"sets 'max_connections' to 0; use a whole number of 1 or more",
+        ),
+        (
+            {"REDIS_OPTIONS": {"decode_responses": False}},
+            r"sets 'decode_responses', which the app owns",
+        ),
+        ({"REDIS_OPTIONS": {"db": 2}}, r"sets 'db'; give the server in REDIS_URL"),
+        ({"OUTBOX": 1}, r"REDISJOBS\['OUTBOX'\] is 1\. Use True or False"),
+        (
+            {"OUTBOX_DATABASES": ["nope"]},
+            r"REDISJOBS\['OUTBOX_DATABASES'\] is \['nope'\]\. Use a non-empty list",
+        ),
+        ({"OUTBOX_DATABASES": []}, r"is \[\]\. Use a non-empty list of aliases"),
         ({"RESULT_TTLS": 5}, r"REDISJOBS\['RESULT_TTLS'\] is not a known key"),
         (
             {"REDIS_URL": "redis://x", "CACHE_ALIAS": "default"},

@@ -78,8 +78,12 @@ by_key: dict[str, st.SearchStrategy[Any]] = {
     "REDIS_URL": mostly(urls, texts),
     "CACHE_ALIAS": st.sampled_from(["default", "missing"]) | texts,
     "REDIS_OPTIONS": st.dictionaries(
-        st.sampled_from(["socket_timeout", "db", "nope"]) | texts | st.integers(),
-        st.integers(0, 5) | texts,
+        st.sampled_from(
+            ["socket_timeout", "db", "nope", "max_connections", "decode_responses"]
+        )
+        | texts
+        | st.integers(),
+        st.integers(0, 5) | texts | st.none() | st.booleans(),
         max_size=2,
     ),
     "PREFIX": names,
@@ -96,6 +100,10 @@ by_key: dict[str, st.SearchStrategy[Any]] = {
     "DEAD_TTL_S": seconds,
     "LEASE_S": seconds,
     "ON_COMMIT": st.booleans(),
+    "OUTBOX": st.booleans(),
+    "OUTBOX_DATABASES": st.lists(
+        st.sampled_from(["default", "postgres", "nope"]) | texts, max_size=2
+    ),
     "EAGER": st.booleans(),
     "AUTODISCOVER_MODULES": st.lists(texts, max_size=2),
     # Any entry shape; tests/test_fuzz_cron.py goes deeper into entries.
