@@ -30,8 +30,9 @@ from django_redisjobs.queue import (
     Outcome,
     WorkerInfo,
 )
+from django_redisjobs.queue.records import REDIS_ERRORS
 from tests.conftest import RedisJobs
-from tests.servers import RedisServer
+from tests.servers import RedisServer, free_port
 
 NOW = 1_700_000_000_000
 LEASE_MS = 30_000
@@ -150,6 +151,19 @@ def replica_store() -> Iterator[JobStore]:
 
 
 @pytest.fixture(scope="module")
+def masterdown_store() -> Iterator[JobStore]:
+    """A store on a replica whose primary is gone, told not to serve stale data."""
+    with RedisServer() as replica:
+        # Set after start: the server's own start-up check needs PING to answer.
+        with replica.client() as admin:
+            admin.config_set("replica-serve-stale-data", "no")
+            admin.replicaof("127.0.0.1", free_port())
+        store = store_on(replica)
+        yield store
+        store.connection.close()
+
+
+@pytest.fixture(scope="module")
 def full_store() -> Iterator[JobStore]:
     """A store on a Redis over its maxmemory, with noeviction."""
     with RedisServer(maxmemory_policy="noeviction") as server:
@@ -189,6 +203,27 @@ def test_writes_to_a_read_only_replica_raise_redis_unavailable(
     with pytest.raises(RedisUnavailable, match="read only replica") as caught:
         CALLS[name](replica_store)
     assert isinstance(caught.value.__cause__, redis.exceptions.ReadOnlyError)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_a_replica_whose_primary_is_down_raises_redis_unavailable(
+    masterdown_store: JobStore, name: str
+) -> None:
+    """Reads get MASTERDOWN and writes READONLY; a few calls (SUBSCRIBE, CONFIG
+    GET) still work. Nothing raises a redis-py error of its own."""
+    try:
+        CALLS[name](masterdown_store)
+    except RedisUnavailable as err:
+        assert isinstance(
+            err.__cause__,
+            redis.exceptions.MasterDownError | redis.exceptions.ReadOnlyError,
+        ), err.__cause__
+
+
+def test_a_server_loading_its_data_counts_as_unavailable() -> None:
+    # redis-py makes LOADING a ConnectionError; no server stays loading for long
+    # enough to test it in place.
+    assert issubclass(redis.exceptions.BusyLoadingError, REDIS_ERRORS)
 
 
 @pytest.mark.parametrize("name", REFUSED_WHEN_FULL)

@@ -25,6 +25,10 @@ REDIS_ERRORS = (
     redis.TimeoutError,
     redis.exceptions.OutOfMemoryError,
     redis.exceptions.ReadOnlyError,
+    # A replica whose primary is down, with replica-serve-stale-data no.
+    redis.exceptions.MasterDownError,
+    # (A server still loading its data set after a restart answers LOADING,
+    # which redis-py raises as BusyLoadingError, a ConnectionError.)
 )
 
 
