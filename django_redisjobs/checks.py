@@ -12,6 +12,7 @@ from .exceptions import (
     RedisUnavailable,
     UnknownBackgroundFunction,
 )
+from .job import now_epoch_ms
 from .queue import get_store
 from .registry import registry
 
@@ -64,6 +65,28 @@ def check_redis_durability(
     ]
 
 
+def check_redis_access(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Deploy only (it talks to Redis): redisjobs.E006, the Redis user may not run
+    a command the app needs (an ACL), or a key or channel under the prefix."""
+    if validate(raw_settings()):
+        return []
+    try:
+        refused = get_store().check_access(now_epoch_ms())
+    except (RedisUnavailable, RedisJobsConfigurationError):
+        return []  # check_redis_durability reports an unreachable Redis
+    return [
+        checks.Error(
+            f"The Redis user may not run a command the app needs: {refusal}",
+            hint="Allow the commands listed in docs/scaling.md#acls, on the keys "
+            "and channels under REDISJOBS['PREFIX'].",
+            id="redisjobs.E006",
+        )
+        for refusal in refused
+    ]
+
+
 def check_cron_functions(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
@@ -92,3 +115,4 @@ def register() -> None:
     checks.register(check_settings, "redisjobs")
     checks.register(check_cron_functions, "redisjobs")
     checks.register(check_redis_durability, "redisjobs", deploy=True)
+    checks.register(check_redis_access, "redisjobs", deploy=True)

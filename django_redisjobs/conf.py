@@ -15,17 +15,19 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings as django_settings
 
-from . import redis_options
+from . import redis_options, sentinel
 from .cron import CronEntry, parse_entry
 from .exceptions import InvalidCronEntry, RedisJobsConfigurationError, shown
 from .job import MAX_ATTEMPTS_LIMIT, MAX_DURATION
 from .keys import is_safe_name
+from .sentinel import SentinelSettings
 
 SETTING_NAME = "REDISJOBS"
 
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,
     "CACHE_ALIAS": None,
+    "SENTINEL": None,
     "REDIS_OPTIONS": {},
     "PREFIX": "redisjobs",
     "DEFAULT_QUEUE": "default",
@@ -65,6 +67,7 @@ class Settings:
 
     redis_url: str | None
     cache_alias: str | None
+    sentinel: SentinelSettings | None = None
     redis_options: Mapping[str, Any] = field(default_factory=dict)
     prefix: str = "redisjobs"
     default_queue: str = "default"
@@ -260,6 +263,20 @@ def validate(raw: Any) -> list[Problem]:
             Problem("REDIS_OPTIONS", text, "See docs/settings.md#redis_options.")
             for text in redis_options.problems(options)
         ]
+    problems += [
+        Problem("SENTINEL", text, "See docs/scaling.md#sentinel.")
+        for text in sentinel.problems(raw.get("SENTINEL"))
+    ]
+    if raw.get("SENTINEL") is not None and (
+        raw.get("REDIS_URL") or raw.get("CACHE_ALIAS")
+    ):
+        problems.append(
+            Problem(
+                "SENTINEL",
+                "is set together with REDIS_URL or CACHE_ALIAS.",
+                "Name Redis once: the sentinels give the primary's address.",
+            )
+        )
     if raw.get("REDIS_URL") and raw.get("CACHE_ALIAS"):
         problems.append(
             Problem(
@@ -322,12 +339,13 @@ def _seconds(value: float) -> timedelta:
 def _build(raw: dict[str, Any]) -> Settings:
     values = {**DEFAULTS, **raw}
     redis_url = values["REDIS_URL"]
-    if not redis_url and not values["CACHE_ALIAS"]:
+    if not redis_url and not values["CACHE_ALIAS"] and values["SENTINEL"] is None:
         redis_url = FALLBACK_REDIS_URL
     timeout_s = values["TIMEOUT_S"]
     return Settings(
         redis_url=redis_url,
         cache_alias=values["CACHE_ALIAS"],
+        sentinel=sentinel.parse(values["SENTINEL"]),
         redis_options=dict(values["REDIS_OPTIONS"]),
         prefix=values["PREFIX"],
         default_queue=values["DEFAULT_QUEUE"],

@@ -1,6 +1,7 @@
 """Builds, caches and closes the redis client (and its registered scripts).
 
-Redis is named by ``REDISJOBS["REDIS_URL"]`` or by a django-redis cache alias. With
+Redis is named by ``REDISJOBS["REDIS_URL"]``, by the sentinels of
+``REDISJOBS["SENTINEL"]``, or by a django-redis cache alias. With
 an alias, the cache's connection settings are reused through django-redis's public
 `get_redis_connection()`, but the app keeps a pool of its own: replies must decode
 to `str`, and a worker's blocking calls must not hold the cache's connections.
@@ -17,10 +18,12 @@ from hiredis import pack_command
 from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from .conf import Settings, get_settings, redact_url
 from .exceptions import RedisJobsConfigurationError
 from .scripts import Scripts
+from .sentinel import SentinelSettings
 
 # Fail fast on a dead host, and let the kernel notice a dropped peer. One immediate
 # retry on a fresh connection covers a pooled connection that Redis closed (CLIENT
@@ -153,9 +156,11 @@ class ScriptTransport:
             self._idle, self._pid = [], os.getpid()
         try:
             # list.pop and list.append are atomic: no lock between threads.
-            return self._idle.pop()
+            conn = self._idle.pop()
         except IndexError:
             return self._pool.get_connection()
+        _reconnect_if_closed(conn)
+        return conn
 
     def _put_back(self, conn: Any) -> None:
         # Threads putting back at the same moment may leave a few over `_keep`.
@@ -163,6 +168,19 @@ class ScriptTransport:
             self._idle.append(conn)
         else:
             self._pool.release(conn)
+
+
+def _reconnect_if_closed(conn: Any) -> None:
+    """Connect a closed Sentinel-managed connection through its `connect()`.
+
+    Sending on a closed redis-py connection (redis-py 8) reconnects to the
+    address it last had, skipping `connect()`, which a Sentinel-managed
+    connection overrides to ask the sentinels for the current primary: after a
+    failover it would dial the old primary for ever. Plain connections keep
+    redis-py's own reconnect; open ones, the hot path, cost one check.
+    """
+    if conn._sock is None and isinstance(conn, SentinelManagedConnection):
+        conn.connect()  # type: ignore[no-untyped-call]  # unannotated in redis-py
 
 
 def _send_and_read(conn: Any, packed: list[bytes]) -> list[Any]:
@@ -190,6 +208,7 @@ def _resend(conn: Any, packed: list[bytes], error: Exception) -> list[Any]:
     def attempt() -> list[Any]:
         if first:
             raise first.pop()
+        _reconnect_if_closed(conn)
         return _send_and_read(conn, packed)
 
     result: list[Any] = conn.retry.call_with_retry(
@@ -221,9 +240,33 @@ def _pool_from_cache_alias(alias: str, options: dict[str, Any]) -> redis.Connect
     return redis.ConnectionPool(connection_class=source.connection_class, **kwargs)
 
 
+def _client_from_sentinel(
+    config: SentinelSettings, options: dict[str, Any]
+) -> redis.Redis:
+    """A client of the primary the sentinels name; each new connection asks them
+    again, so a failover needs no restart (see sentinel.py)."""
+    sentinels = Sentinel(  # type: ignore[no-untyped-call]
+        list(config.nodes),
+        sentinel_kwargs={
+            "username": config.username,
+            "password": config.password,
+            "socket_connect_timeout": options["socket_connect_timeout"],
+            "socket_timeout": 5,
+            "decode_responses": True,
+            "retry": Retry(NoBackoff(), 0),
+        },
+    )
+    client: redis.Redis = sentinels.master_for(  # type: ignore[no-untyped-call]
+        config.service, db=config.db, **options
+    )
+    return client
+
+
 def build_client(settings: Settings) -> redis.Redis:
     """Create a new client for `settings` (no I/O happens until the first command)."""
     options = {**_DEFAULT_OPTIONS, **settings.redis_options, "decode_responses": True}
+    if settings.sentinel is not None:
+        return _client_from_sentinel(settings.sentinel, options)
     if settings.cache_alias:
         pool = _pool_from_cache_alias(settings.cache_alias, options)
         return redis.Redis(connection_pool=pool)

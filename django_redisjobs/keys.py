@@ -118,3 +118,16 @@ def workers(prefix: str) -> str:
 def worker(prefix: str, worker_id: str) -> str:
     """Hash describing one worker (host, pid, queues, counters); expires with it."""
     return f"{prefix}:worker:{worker_id}"
+
+
+def access_probe(prefix: str, kind: str) -> str:
+    """A probe key of check_access.lua (`kind`: string, hash, list, zset, set); all
+    share one hash tag, and the script deletes them before it returns. The tag
+    holds '#', which no queue name may, so no queue's keys can be touched."""
+    return f"{prefix}:{{{prefix}:#access}}:{kind}"
+
+
+def access_channel(prefix: str) -> str:
+    """The channel check_access.lua publishes to and the access check subscribes
+    to, under the prefix like every channel of the app."""
+    return f"{prefix}:{{{prefix}:#access}}:channel"

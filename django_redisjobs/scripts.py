@@ -30,6 +30,7 @@ SCRIPT_NAMES = (
     "cancel_job",
     "claim_cron_slot",
     "forget_cron_entries",
+    "check_access",
 )
 
 
@@ -236,6 +237,15 @@ class Scripts:
     def forget_cron_entries(self, keys: Sequence[str], args: Sequence[Any]) -> int:
         """Delete the state of entries not seen since a cutoff; how many."""
         return int(self._run("forget_cron_entries", keys, args))
+
+    def check_access(self, keys: Sequence[str], args: Sequence[Any]) -> list[str]:
+        """Try every command scripts and plain calls send; per refused command,
+        "NAME: reason"."""
+        reply = self._run("check_access", keys, args)
+        return [
+            f"{name}: {reason}"
+            for name, reason in zip(reply[::2], reply[1::2], strict=True)
+        ]
 
 
 def parse_cron_claim(reply: Sequence[Any]) -> CronClaim:

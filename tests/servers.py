@@ -76,8 +76,17 @@ class RedisServer:
         Without retries a command against a killed server fails at once with
         ``redis.ConnectionError``; ``options`` go to ``redis.Redis``.
         """
-        options = {"decode_responses": True, "retry": NO_RETRY, **options}
+        options = {
+            "decode_responses": True,
+            "retry": NO_RETRY,
+            **self.probe_options(),
+            **options,
+        }
         return redis.Redis(host="127.0.0.1", port=self.port, db=db, **options)
+
+    def probe_options(self) -> dict[str, Any]:
+        """Extra redis-py options every client of this server needs (TLS)."""
+        return {}
 
     def _command(self) -> list[str]:
         command = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
@@ -105,7 +114,9 @@ class RedisServer:
     def _wait_for_ping(self) -> None:
         assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
-        with redis.Redis(host="127.0.0.1", port=self.port, retry=NO_RETRY) as probe:
+        with redis.Redis(
+            host="127.0.0.1", port=self.port, retry=NO_RETRY, **self.probe_options()
+        ) as probe:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     break
@@ -130,6 +141,7 @@ class RedisServer:
                 port=self.port,
                 socket_timeout=STOP_TIMEOUT_S,
                 retry=NO_RETRY,
+                **self.probe_options(),
             ) as probe,
             contextlib.suppress(redis.RedisError),
         ):

@@ -68,6 +68,17 @@ def test_override_settings_drops_the_cache() -> None:
             r"REDISJOBS\['OUTBOX_DATABASES'\] is \['nope'\]\. Use a non-empty list",
         ),
         ({"OUTBOX_DATABASES": []}, r"is \[\]\. Use a non-empty list of aliases"),
+        (
+            {"SENTINEL": {"SERVICE": "m", "NODES": ["h:1"]}, "REDIS_URL": "redis://h"},
+            r"REDISJOBS\['SENTINEL'\] is set together with REDIS_URL or CACHE_ALIAS",
+        ),
+        ({"SENTINEL": {"NODES": ["h:1"]}}, r"\['SENTINEL'\] needs SERVICE"),
+        ({"SENTINEL": {"SERVICE": "m", "NODES": []}}, r"needs NODES, a list"),
+        (
+            {"SENTINEL": {"SERVICE": "m", "NODES": ["h:1", "nohost", "h:99999"]}},
+            r"has the node 'nohost', which is not 'host:port'",
+        ),
+        ({"SENTINEL": "h:1"}, r"\['SENTINEL'\] must be None or a dict"),
         ({"RESULT_TTLS": 5}, r"REDISJOBS\['RESULT_TTLS'\] is not a known key"),
         (
             {"REDIS_URL": "redis://x", "CACHE_ALIAS": "default"},

@@ -77,6 +77,14 @@ urls = st.sampled_from(
 by_key: dict[str, st.SearchStrategy[Any]] = {
     "REDIS_URL": mostly(urls, texts),
     "CACHE_ALIAS": st.sampled_from(["default", "missing"]) | texts,
+    "SENTINEL": st.none()
+    | st.fixed_dictionaries(
+        {
+            "SERVICE": texts,
+            "NODES": st.lists(st.sampled_from(["h:1", "h", ":2"]) | texts),
+        },
+        optional={"DB": st.integers(-1, 2), "PASSWORD": st.none() | texts},
+    ),
     "REDIS_OPTIONS": st.dictionaries(
         st.sampled_from(
             ["socket_timeout", "db", "nope", "max_connections", "decode_responses"]

@@ -72,6 +72,7 @@ CALLS: dict[str, Call] = {
     "unregister_worker": lambda s: s.unregister_worker("w1"),
     "persistence": lambda s: s.persistence(),
     "ping": lambda s: s.ping(),
+    "check_access": lambda s: s.check_access(NOW),
     "claim_cron": lambda s: s.claim_cron("nightly", Q, [REQUEST], NOW, NOW),
     "cron_states": lambda s: s.cron_states(Q, ["nightly"]),
     "touch_cron_entries": lambda s: s.touch_cron_entries({Q: ["nightly"]}, NOW),

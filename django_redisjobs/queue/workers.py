@@ -11,6 +11,8 @@ from .. import keys
 from .base import StoreBase, redis_call
 from .records import REDIS_ERRORS, Persistence, WorkerInfo
 
+_PROBE_KINDS = ("string", "hash", "list", "zset", "set")
+
 
 class WorkerOps(StoreBase):
     """Who is working: each worker's entry, kept alive by its heartbeat."""
@@ -86,6 +88,32 @@ class WorkerOps(StoreBase):
         """Check that Redis answers (a command's start-up check)."""
         self.client.ping()
 
+    @redis_call("Could not check access in Redis")
+    def check_access(self, now_ms: int) -> list[str]:
+        """Every command the app needs that the server refuses this user, as
+        "NAME: reason"; empty when all run. Probes keys and a channel of its own
+        under the prefix (deleted again), so it is safe on a live system.
+
+        CONFIG GET is left out: the app only reads persistence settings with it,
+        and does without when refused.
+        """
+        probe_keys = [keys.access_probe(self.prefix, kind) for kind in _PROBE_KINDS]
+        channel = keys.access_channel(self.prefix)
+        try:
+            refused = self.scripts.check_access(probe_keys, [channel, now_ms])
+        except redis.exceptions.NoPermissionError as err:
+            return [f"EVALSHA: {err}"]  # no script runs at all
+        probes: tuple[tuple[str, Callable[[], object]], ...] = (
+            ("BZPOPMIN", lambda: self.client.bzpopmin(probe_keys[3], timeout=0.01)),
+            ("SUBSCRIBE", lambda: _subscribe_once(self.client, channel)),
+        )
+        for name, call in probes:
+            try:
+                call()
+            except redis.exceptions.NoPermissionError as err:
+                refused.append(f"{name}: {err}")
+        return refused
+
 
 def _unless_refused(call: Callable[[], Any]) -> dict[str, Any]:
     """What `call` returns, or nothing when the server refuses the command (a
@@ -96,3 +124,9 @@ def _unless_refused(call: Callable[[], Any]) -> dict[str, Any]:
         raise
     except redis.ResponseError:
         return {}
+
+
+def _subscribe_once(client: redis.Redis, channel: str) -> None:
+    with client.pubsub() as pubsub:  # type: ignore[no-untyped-call]  # unannotated
+        pubsub.subscribe(channel)
+        pubsub.get_message(timeout=1.0)  # the subscribe reply, or its error

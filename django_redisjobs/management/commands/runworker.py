@@ -15,6 +15,7 @@ from django_redisjobs.exceptions import (
     RedisUnavailable,
     WorkerCrashed,
 )
+from django_redisjobs.job import now_epoch_ms
 from django_redisjobs.keys import is_safe_name
 from django_redisjobs.queue import JobStore, get_store
 from django_redisjobs.registry import autodiscover, registry
@@ -120,8 +121,14 @@ class Command(BaseCommand):
             raise CommandError(str(err)) from err
         try:
             store.ping()
+            refused = store.check_access(now_epoch_ms())
         except RedisUnavailable as err:
             raise CommandError(f"Redis is unreachable: {err}") from err
+        if refused:
+            raise CommandError(
+                "The Redis user may not run commands the worker needs: "
+                f"{'; '.join(refused)}. See docs/scaling.md#acls."
+            )
         relay = _start_relay(config, options)
         try:
             by_status = self._run(config, options, store)
