@@ -6,12 +6,10 @@ works in tests.
 """
 
 import functools
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings as django_settings
 
@@ -20,6 +18,7 @@ from .cron import CronEntry, parse_entry
 from .exceptions import InvalidCronEntry, RedisJobsConfigurationError, shown
 from .job import MAX_ATTEMPTS_LIMIT, MAX_DURATION
 from .keys import is_safe_name
+from .redis_urls import url_problem
 from .sentinel import SentinelSettings
 
 SETTING_NAME = "REDISJOBS"
@@ -45,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "EAGER": False,
     "AUTODISCOVER_MODULES": ["tasks"],
     "CRON": [],
+    "EVENT_MAXLEN": 1_000_000,
 }
 
 # Used when neither REDIS_URL nor CACHE_ALIAS is given.
@@ -85,6 +85,7 @@ class Settings:
     eager: bool = False
     autodiscover_modules: tuple[str, ...] = ("tasks",)
     cron: tuple[CronEntry, ...] = ()
+    event_maxlen: int = 1_000_000
     #: Django's TIME_ZONE: the zone of cron entries that name none.
     time_zone: str = "UTC"
 
@@ -133,6 +134,10 @@ def _str_list(value: Any) -> bool:
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "REDIS_URL": (_optional_str, "a redis:// or rediss:// URL string, or None"),
     "CACHE_ALIAS": (_optional_str, "the alias of a django-redis cache, or None"),
+    "SENTINEL": (
+        lambda v: v is None or isinstance(v, dict),
+        "None, or a dict with SERVICE, NODES and optionally USERNAME, PASSWORD, DB",
+    ),
     "REDIS_OPTIONS": (
         lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
         "a dict of redis-py options by their str names, such as {'socket_timeout': 10}",
@@ -159,6 +164,10 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "EAGER": (lambda v: isinstance(v, bool), "True or False"),
     "AUTODISCOVER_MODULES": (_str_list, "a list of module names such as ['tasks']"),
     "CRON": (lambda v: isinstance(v, list | tuple), "a list of cron entry dicts"),
+    "EVENT_MAXLEN": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "a whole number of 1 or more",
+    ),
 }
 
 # System check ids of cron entry problems, by the entry key at fault; E003 (unknown
@@ -169,70 +178,6 @@ _CRON_HINT = (
     "'args', 'kwargs', 'queue', 'timezone', 'missed' and 'missed_limit'; see "
     "docs/cron.md."
 )
-
-
-_URL_SCHEMES = ("redis", "rediss", "unix")
-# Credentials where urlsplit finds none: after an optional "scheme:" and any
-# slashes, everything up to the last "@" before a query. It may hide more than
-# the credentials of an odd URL, never less.
-_LOOSE_USERINFO = re.compile(r"^(?P<lead>(?:[^:/?#@]*:)?/*)[^?#]*@")
-_SECRET_QUERY_KEYS = frozenset({"password", "username"})
-
-
-def redact_url(url: str) -> str:
-    """`url` with its credentials replaced by ``***``, for messages and logs.
-
-    Covers ``user:password@``, a lone ``secret@`` (redis-py reads it as a user
-    name, but people put passwords there), and ``?password=`` in the query.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    secret_query = any(k.lower() in _SECRET_QUERY_KEYS for k, _ in pairs)
-    if "@" not in parts.netloc and not secret_query:
-        # A URL urlsplit reads no credentials from ("://:secret@host",
-        # "redis:/secret@h") may still hold some.
-        return _LOOSE_USERINFO.sub(r"\g<lead>***@", url, count=1)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user = userinfo.partition(":")[0] if ":" in userinfo else ""
-        netloc = f"{user}:***@{hostport}" if user else f"***@{hostport}"
-    query = urlencode(
-        [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs],
-        safe="*",
-    )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def _url_problem(url: str) -> Problem | None:
-    """What is wrong with a ``REDIS_URL`` string, before redis-py sees it."""
-    redacted = redact_url(url)
-    hint = (
-        "Use redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or "
-        "unix:///path/to/socket."
-    )
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return Problem(
-            "REDIS_URL", f"is {redacted!r}, which has an invalid port.", hint
-        )
-    if parts.scheme not in _URL_SCHEMES:
-        return Problem(
-            "REDIS_URL",
-            f"is {redacted!r}, whose scheme {parts.scheme!r} is not one of "
-            f"{', '.join(_URL_SCHEMES)}.",
-            hint,
-        )
-    if parts.scheme != "unix" and not parts.hostname:
-        return Problem("REDIS_URL", f"is {redacted!r}, which names no host.", hint)
-    if port == 0:
-        return Problem("REDIS_URL", f"is {redacted!r}, whose port is 0.", hint)
-    return None
 
 
 def validate(raw: Any) -> list[Problem]:
@@ -255,8 +200,8 @@ def validate(raw: Any) -> list[Problem]:
         if key in raw and not is_valid(raw[key]):
             problems.append(Problem(key, f"is {shown(raw[key])}.", f"Use {accepted}."))
     url = raw.get("REDIS_URL")
-    if isinstance(url, str) and url and (url_problem := _url_problem(url)):
-        problems.append(url_problem)
+    if isinstance(url, str) and url and (bad_url := url_problem(url)):
+        problems.append(Problem("REDIS_URL", bad_url.message, bad_url.hint))
     options = raw.get("REDIS_OPTIONS")
     if isinstance(options, dict) and all(isinstance(k, str) for k in options):
         problems += [
@@ -363,6 +308,7 @@ def _build(raw: dict[str, Any]) -> Settings:
         eager=values["EAGER"],
         autodiscover_modules=tuple(values["AUTODISCOVER_MODULES"]),
         cron=tuple(parse_cron(values["CRON"])[0]),
+        event_maxlen=values["EVENT_MAXLEN"],
         time_zone=time_zone(),
     )
 

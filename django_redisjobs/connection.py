@@ -20,8 +20,9 @@ from redis.exceptions import ResponseError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 
-from .conf import Settings, get_settings, redact_url
+from .conf import Settings, get_settings
 from .exceptions import RedisJobsConfigurationError
+from .redis_urls import redact_url
 from .scripts import Scripts
 from .sentinel import SentinelSettings
 

@@ -39,10 +39,8 @@ def _node(text: Any) -> tuple[str, int] | None:
 
 def problems(raw: Any) -> list[str]:
     """One sentence per thing wrong with the SENTINEL value; empty when usable."""
-    if raw is None:
-        return []
     if not isinstance(raw, dict):
-        return [f"must be None or a dict with {_HINT_KEYS}."]
+        return []  # conf's type check reports anything but None and a dict
     found = [
         f"has the key {key!r}, which is not one of {_HINT_KEYS}."
         for key in sorted(

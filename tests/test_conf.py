@@ -7,9 +7,10 @@ import pytest
 from django.core import checks
 from django.test import override_settings
 
-from django_redisjobs.conf import DEFAULTS, FALLBACK_REDIS_URL, get_settings, redact_url
+from django_redisjobs.conf import DEFAULTS, FALLBACK_REDIS_URL, get_settings
 from django_redisjobs.connection import get_connection
 from django_redisjobs.exceptions import RedisJobsConfigurationError
+from django_redisjobs.redis_urls import redact_url
 from tests import jobs
 
 
@@ -78,7 +79,7 @@ def test_override_settings_drops_the_cache() -> None:
             {"SENTINEL": {"SERVICE": "m", "NODES": ["h:1", "nohost", "h:99999"]}},
             r"has the node 'nohost', which is not 'host:port'",
         ),
-        ({"SENTINEL": "h:1"}, r"\['SENTINEL'\] must be None or a dict"),
+        ({"SENTINEL": "h:1"}, r"\['SENTINEL'\] is 'h:1'\. Use None, or a dict"),
         ({"RESULT_TTLS": 5}, r"REDISJOBS\['RESULT_TTLS'\] is not a known key"),
         (
             {"REDIS_URL": "redis://x", "CACHE_ALIAS": "default"},
