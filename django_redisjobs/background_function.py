@@ -153,6 +153,15 @@ class BackgroundFunction[**P, R]:
         requests = [self._request(a, k, _PLAIN_CALL) for a, k in calls]
         return submit(self.spec, requests, on_commit=on_commit, using=using)
 
+    def request_with_id(self, job_id: str, args: Sequence[Any]) -> EnqueueRequest:
+        """A job for a call with `args` on the function's defaults, under a given
+        id: an event subscriber's job id comes from the event, so enqueueing it
+        a second time stores nothing (see events.py)."""
+        request = self._request(args, {}, _PLAIN_CALL)
+        return dataclasses.replace(
+            request, job=dataclasses.replace(request.job, id=job_id)
+        )
+
     def _request(
         self, args: Sequence[Any], kwargs: Mapping[str, Any], call: _Call
     ) -> EnqueueRequest:

@@ -131,3 +131,27 @@ def access_channel(prefix: str) -> str:
     """The channel check_access.lua publishes to and the access check subscribes
     to, under the prefix like every channel of the app."""
     return f"{prefix}:{{{prefix}:#access}}:channel"
+
+
+def event_stream(prefix: str, event: str) -> str:
+    """Redis Stream of one event name's entries (docs/events.md gives the entry
+    layout). Its hash tag is its own, so streams spread over a cluster; ':' in the
+    tag keeps it apart from every queue's tag."""
+    return f"{prefix}:{{{prefix}:event:{event}}}:stream"
+
+
+def events(prefix: str) -> str:
+    """Set of event names that have had a subscriber group."""
+    return f"{prefix}:events"
+
+
+def event_group(prefix: str, subscriber: str) -> str:
+    """Consumer group name of one subscriber (a background function's dotted
+    name) on an event's stream. Groups of other consumers never start so."""
+    return f"{prefix}:{subscriber}"
+
+
+def event_dead(prefix: str, event: str) -> str:
+    """Stream of one event's entries no subscriber job could be made for, each
+    with the subscriber and the reason (same hash tag as the event's stream)."""
+    return f"{prefix}:{{{prefix}:event:{event}}}:dead"

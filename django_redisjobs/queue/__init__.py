@@ -40,6 +40,7 @@ from .records import (
     Outcome,
     Persistence,
     Placed,
+    StreamEntry,
     WorkerInfo,
 )
 from .store import JobStore, get_store
@@ -61,6 +62,7 @@ __all__ = [
     "Persistence",
     "Placed",
     "Recovered",
+    "StreamEntry",
     "WorkerInfo",
     "get_store",
 ]

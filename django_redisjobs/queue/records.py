@@ -54,6 +54,14 @@ class EnqueueRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One entry of an event stream: its stream id and its fields."""
+
+    entry_id: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class Placed:
     """What became of one `EnqueueRequest`."""
 

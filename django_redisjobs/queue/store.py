@@ -8,11 +8,19 @@ from .cron_state import CronOps
 from .enqueueing import EnqueueOps
 from .reads import ReadOps
 from .recovery import RecoveryOps
+from .streams import StreamOps
 from .workers import WorkerOps
 
 
 class JobStore(
-    EnqueueOps, ClaimOps, RecoveryOps, ReadOps, ControlOps, WorkerOps, CronOps
+    EnqueueOps,
+    ClaimOps,
+    RecoveryOps,
+    ReadOps,
+    ControlOps,
+    WorkerOps,
+    CronOps,
+    StreamOps,
 ):
     """Job storage in one Redis, under one key prefix.
 

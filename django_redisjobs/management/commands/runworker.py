@@ -9,7 +9,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_redisjobs import events
 from django_redisjobs.conf import get_settings
+from django_redisjobs.event_relay import EventRelay
 from django_redisjobs.exceptions import (
     RedisJobsConfigurationError,
     RedisUnavailable,
@@ -27,6 +29,7 @@ from django_redisjobs.worker import (
     WorkerConfig,
     install_supervisor_signal_handlers,
 )
+from django_redisjobs.worker.config import default_worker_id
 
 # The most jobs held ahead per thread. The worker holds fewer when attempts take
 # long (worker/claim.py), so this bounds short jobs: 16 per thread measured best for
@@ -130,11 +133,14 @@ class Command(BaseCommand):
                 f"{'; '.join(refused)}. See docs/scaling.md#acls."
             )
         relay = _start_relay(config, options)
+        event_relay = _start_event_relay(config)
         try:
             by_status = self._run(config, options, store)
         finally:
             if relay is not None:
                 relay.stop()
+            if event_relay is not None:
+                event_relay.stop()
         if config.burst:
             counts = ", ".join(f"{k}={v}" for k, v in sorted(by_status.items()))
             total = sum(by_status.values())
@@ -246,6 +252,23 @@ def _start_relay(config: WorkerConfig, options: dict[str, Any]) -> OutboxRelay |
                 type(err).__name__,
                 err,
             )
+        return None
+    relay.start()
+    return relay
+
+
+def _start_event_relay(config: WorkerConfig) -> EventRelay | None:
+    """The event relay threads, when the project's modules subscribe to events.
+    A burst worker first relays every waiting entry, then runs the jobs."""
+    subscriptions = events.subscriptions()
+    if not subscriptions:
+        return None
+    relay = EventRelay(subscriptions, config.name or default_worker_id())
+    if config.burst:
+        try:
+            relay.drain()
+        except RedisUnavailable as err:
+            raise CommandError(f"Redis is unreachable: {err}") from err
         return None
     relay.start()
     return relay
