@@ -62,10 +62,9 @@ def _run(port: int, n: int, repeat: int) -> int:
     import redis
 
     django.setup()
+    from bench import event_jobs, tasks
     from django_redisjobs.event_relay import EventRelay
     from django_redisjobs.events import publish, subscriptions
-
-    from bench import event_jobs, tasks
 
     client = redis.Redis(port=port)
     deadline = time.monotonic() + 10
