@@ -45,7 +45,33 @@ def _tail(path: Path, lines: int = 20) -> str:
         return f"({path.name} was not written)"
 
 
-class RedisServer:
+class Started:
+    """A context manager over `start()` and `close()`: what a `with` block of a
+    server (or a group of them) starts, it stops, also when starting fails."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RedisServer(Started):
     """A redis-server on a free loopback port, in its own temporary directory.
 
     Keyword arguments become config directives (underscores turn into hyphens),
@@ -170,21 +196,6 @@ class RedisServer:
         """Stop the server and delete its directory."""
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _postgres_bin_dir() -> Path:

@@ -9,7 +9,6 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import redis
@@ -19,6 +18,7 @@ from tests.servers import (
     SETUP_HINT,
     START_TIMEOUT_S,
     RedisServer,
+    Started,
     _tail,
     free_port,
 )
@@ -104,7 +104,7 @@ class TlsRedisServer(RedisServer):
         return [*command, "--port", "0"]
 
 
-class SentinelGroup:
+class SentinelGroup(Started):
     """A primary, one replica and three sentinels watching them as `SERVICE`.
 
     Sentinels declare the primary down after 1 s without replies and fail over
@@ -213,18 +213,3 @@ class SentinelGroup:
             self.replica.close()
         self.primary.close()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
