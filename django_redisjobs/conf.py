@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "EAGER": False,
     "AUTODISCOVER_MODULES": ["tasks"],
     "CRON": [],
+    "DURABILITY_WARNING": True,
 }
 
 # Used when neither REDIS_URL nor CACHE_ALIAS is given.
@@ -77,6 +78,7 @@ class Settings:
     eager: bool = False
     autodiscover_modules: tuple[str, ...] = ("tasks",)
     cron: tuple[CronEntry, ...] = ()
+    durability_warning: bool = True
     #: Django's TIME_ZONE: the zone of cron entries that name none.
     time_zone: str = "UTC"
 
@@ -142,6 +144,7 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "EAGER": (lambda v: isinstance(v, bool), "True or False"),
     "AUTODISCOVER_MODULES": (_str_list, "a list of module names such as ['tasks']"),
     "CRON": (lambda v: isinstance(v, list | tuple), "a list of cron entry dicts"),
+    "DURABILITY_WARNING": (lambda v: isinstance(v, bool), "True or False"),
 }
 
 # System check ids of cron entry problems, by the entry key at fault; E003 (unknown
@@ -323,6 +326,7 @@ def _build(raw: dict[str, Any]) -> Settings:
         eager=values["EAGER"],
         autodiscover_modules=tuple(values["AUTODISCOVER_MODULES"]),
         cron=tuple(parse_cron(values["CRON"])[0]),
+        durability_warning=values["DURABILITY_WARNING"],
         time_zone=time_zone(),
     )
 
