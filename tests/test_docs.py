@@ -6,12 +6,13 @@ import inspect
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_overloads
 
 from django.core.management import load_command_class
 from django.core.management.base import BaseCommand
 
 from django_redisjobs.conf import DEFAULTS
+from django_redisjobs.decorators import background
 from django_redisjobs.job import JobStatus
 from django_redisjobs.queue import JobStore
 
@@ -176,3 +177,16 @@ def test_every_check_id_is_asserted_by_some_test() -> None:
     in_tests = ids_in([p for p in sorted(TESTS.glob("test_*.py")) if p != this_file])
     missing = sorted(ids_in(sorted(PACKAGE.rglob("*.py"))) - in_tests)
     assert not missing, f"no test expects the check ids {missing}"
+
+
+def test_jobs_doc_tables_every_background_option() -> None:
+    options = {
+        name
+        for overload in get_overloads(background)
+        for name, param in inspect.signature(overload).parameters.items()
+        if param.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    assert options, "no @background options found"
+    rows = set(re.findall(r"^\| `(\w+)` \|", read_doc("jobs.md"), re.MULTILINE))
+    missing = sorted(options - rows)
+    assert not missing, f"docs/jobs.md's options table lacks {missing}"
