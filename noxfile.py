@@ -70,7 +70,13 @@ def find_pythons() -> dict[tuple[int, int], str]:
     """One interpreter per supported minor version: the first found of each."""
     names = [f"python{major}.{minor}" for major, minor in SUPPORTED] + ["python3"]
     found: dict[tuple[int, int], str] = {}
-    candidates = [shutil.which(name) for name in names] + _pyenv_pythons()
+    # Every match on PATH, not only the first: .venv/bin (first on PATH in
+    # scripts/test) shadows the system interpreter it was made from.
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    candidates: list[str | None] = [
+        shutil.which(name, path=d) for name in names for d in path
+    ]
+    candidates += _pyenv_pythons()
     for candidate in filter(None, candidates):
         version = _version_of(candidate)
         if version in SUPPORTED and version not in found:
