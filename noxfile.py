@@ -120,11 +120,17 @@ def _install(session: nox.Session, leg: str) -> None:
 
 def _record(session: nox.Session, leg: str, junit: pathlib.Path) -> None:
     """Write the leg's line for the summary and its coverage table."""
-    suite = ET.parse(junit).getroot()  # noqa: S314 - pytest wrote it just now
-    suite = suite if suite.tag == "testsuite" else suite[0]
-    total, failed, errors, skipped = (
-        int(suite.get(k, "0")) for k in ("tests", "failures", "errors", "skipped")
-    )
+    counts = dict.fromkeys(("passed", "skipped", "xfailed", "failed"), 0)
+    root = ET.parse(junit).getroot()  # noqa: S314 - pytest wrote it just now
+    for case in root.iter("testcase"):
+        tags = {child.tag: child for child in case}
+        if "failure" in tags or "error" in tags:
+            counts["failed"] += 1
+        elif "skipped" in tags:
+            xfail = tags["skipped"].get("type") == "pytest.xfail"
+            counts["xfailed" if xfail else "skipped"] += 1
+        else:
+            counts["passed"] += 1
     versions = session.run(
         "python",
         "-c",
@@ -132,9 +138,8 @@ def _record(session: nox.Session, leg: str, junit: pathlib.Path) -> None:
         silent=True,
     )
     python, django = str(versions).split()
-    line = (
-        f"Python {python} x Django {django}: {total - failed - errors - skipped} "
-        f"passed, {skipped} skipped, {failed + errors} failed"
+    line = f"Python {python} x Django {django}: " + ", ".join(
+        f"{n} {outcome}" for outcome, n in counts.items() if n or outcome == "failed"
     )
     coverage_file = RESULTS / f".coverage.{leg}"
     if coverage_file.exists():
