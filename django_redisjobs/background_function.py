@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from .conf import Settings, get_settings
 from .exceptions import InvalidJob, UnknownBackgroundFunction
@@ -52,7 +52,12 @@ def _signature(func: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(func)
 
 
-class BackgroundFunction[**P, R]:
+# TypeVar rather than PEP 695 syntax: the package supports Python 3.11.
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class BackgroundFunction(Generic[P, R]):
     """A function that runs inline when called, and as a job via `delay`/`enqueue`."""
 
     def __init__(self, spec: FunctionSpec, options: JobOptions = NO_OPTIONS) -> None:

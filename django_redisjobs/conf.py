@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "AUTODISCOVER_MODULES": ["tasks"],
     "CRON": [],
     "EVENT_MAXLEN": 1_000_000,
+    "DURABILITY_WARNING": True,
 }
 
 # Used when neither REDIS_URL nor CACHE_ALIAS is given.
@@ -86,6 +87,7 @@ class Settings:
     autodiscover_modules: tuple[str, ...] = ("tasks",)
     cron: tuple[CronEntry, ...] = ()
     event_maxlen: int = 1_000_000
+    durability_warning: bool = True
     #: Django's TIME_ZONE: the zone of cron entries that name none.
     time_zone: str = "UTC"
 
@@ -168,6 +170,7 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
         "a whole number of 1 or more",
     ),
+    "DURABILITY_WARNING": (lambda v: isinstance(v, bool), "True or False"),
 }
 
 # System check ids of cron entry problems, by the entry key at fault; E003 (unknown
@@ -309,6 +312,7 @@ def _build(raw: dict[str, Any]) -> Settings:
         autodiscover_modules=tuple(values["AUTODISCOVER_MODULES"]),
         cron=tuple(parse_cron(values["CRON"])[0]),
         event_maxlen=values["EVENT_MAXLEN"],
+        durability_warning=values["DURABILITY_WARNING"],
         time_zone=time_zone(),
     )
 

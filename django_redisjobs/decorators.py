@@ -3,7 +3,7 @@
 import inspect
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 from .background_function import BackgroundFunction
 from .policy import JobOptions
@@ -12,13 +12,17 @@ from .validation import check_function
 
 __all__ = ["BackgroundFunction", "JobOptions", "background"]
 
+# TypeVar rather than PEP 695 syntax: the package supports Python 3.11.
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 @overload
-def background[**P, R](func: Callable[P, R], /) -> BackgroundFunction[P, R]: ...
+def background(func: Callable[P, R], /) -> BackgroundFunction[P, R]: ...
 
 
 @overload
-def background[**P, R](
+def background(
     *,
     queue: str | None = None,
     priority: int | None = None,

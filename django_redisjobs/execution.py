@@ -47,6 +47,8 @@ class AttemptResult:
             status=self.status,
             result_json=self.result_json,
             error=self.error or self.job.error,
+            # As finish_jobs.lua stores it for a worker's job.
+            progress=1.0 if self.status is JobStatus.SUCCEEDED else self.job.progress,
             finished_at=None
             if self.status is JobStatus.RETRYING
             else datetime.now(UTC),

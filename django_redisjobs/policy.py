@@ -24,6 +24,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from .conf import Settings
 from .exceptions import JobCancelled
@@ -201,7 +202,10 @@ def end_ttl(
     return job_result_ttl or settings.result_ttl
 
 
-def _layered[T](*layers: T | None, default: T) -> T:
+T = TypeVar("T")  # not PEP 695 syntax: the package supports Python 3.11
+
+
+def _layered(*layers: T | None, default: T) -> T:
     """The first of `layers` that is set (not None), else `default`."""
     for value in layers:
         if value is not None:

@@ -95,8 +95,34 @@ def test_worker_warns_at_start_when_aof_is_off(
     with caplog.at_level(logging.WARNING, "django_redisjobs.worker"):
         redisjobs.run_worker()
 
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any("append-only persistence (AOF) off" in w for w in warnings)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("redis may lose jobs appendonly=no; ")
+    assert "manage.py check --deploy" in warning
+    assert "REDISJOBS['DURABILITY_WARNING'] = False" in warning
+
+
+def test_durability_warning_false_silences_the_worker_not_the_deploy_check(
+    make_redis_server: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_redis_server()
+    with (
+        redisjobs_on(server, DURABILITY_WARNING=False) as rj,
+        caplog.at_level(logging.WARNING, "django_redisjobs"),
+    ):
+        rj.run_worker()
+        assert ids(deploy_messages()) == ["redisjobs.W001"]
+
+    assert caplog.records == []
+
+
+def test_worker_told_not_to_warn_about_durability_does_not(
+    redisjobs: RedisJobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A supervisor's children after the first: the first one has said it.
+    with caplog.at_level(logging.WARNING, "django_redisjobs"):
+        redisjobs.run_worker(warn_durability=False)
+
+    assert caplog.records == []
 
 
 def test_worker_on_a_durable_redis_does_not_warn(

@@ -261,6 +261,7 @@ class TestEagerMode:
             handle = jobs.add.delay(2, 3)
         assert handle.status is JobStatus.SUCCEEDED
         assert handle.result == 5
+        assert handle.progress == 1.0  # as a worker records a success
         assert handle.refresh().result == 5
         assert handle.wait().result == 5
 

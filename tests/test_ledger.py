@@ -184,9 +184,11 @@ def test_the_watchdog_interrupts_only_jobs_in_their_own_code() -> None:
     assert ledger.interrupt_overdue(6.0, interrupted.append) is None
     assert ledger.interrupt_overdue(7.0, interrupted.append) is None  # once only
     assert interrupted == [11]
+    ledger.enter_job_code(outside.id)
     cleared: list[int] = []
     ledger.leave_job_code(inside.id, cleared.append)
-    assert cleared == [11]
+    ledger.leave_job_code(outside.id, cleared.append)
+    assert cleared == [11]  # only an interrupted job can have one pending
     assert ledger._entries[inside.id].state is Held.RUNNING
 
 

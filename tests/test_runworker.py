@@ -117,7 +117,9 @@ def test_burst_runs_ready_jobs_then_exits_with_a_summary(
     worker = start_worker("--burst", settings=worker_settings(redisjobs))
 
     assert worker.wait() == 0, worker.stderr
-    assert worker.stdout.strip() == "Burst done: 4 attempts (dead=1, succeeded=3)."
+    assert worker.stdout.strip() == (
+        "Burst done: 4 jobs ended (3 succeeded, 1 dead), in 4 attempts."
+    )
     assert "Traceback" not in worker.stdout
     assert [h.refresh().status for h in sums] == [JobStatus.SUCCEEDED] * 3
     assert [h.result for h in sums] == [10, 11, 12]
@@ -134,7 +136,7 @@ def test_burst_with_no_jobs_reports_none(
     worker = start_worker("--burst", settings=worker_settings(redisjobs))
 
     assert worker.wait() == 0, worker.stderr
-    assert worker.stdout.strip() == "Burst done: 0 attempts (none)."
+    assert worker.stdout.startswith("Burst done: no job was ready in default, ")
 
 
 def test_sigterm_waits_for_the_running_job_then_exits_zero(
@@ -183,7 +185,9 @@ def test_sigterm_past_grace_requeues_the_job_without_using_an_attempt(
     release.touch()
     second = start_worker("--burst", settings=worker_settings(redisjobs))
     assert second.wait() == 0, second.stderr
-    assert second.stdout.strip() == "Burst done: 1 attempts (succeeded=1)."
+    assert second.stdout.strip() == (
+        "Burst done: 1 job ended (1 succeeded), in 1 attempt."
+    )
     assert handle.refresh().status is JobStatus.SUCCEEDED
     assert handle.attempts == 1
     assert out.read_text() == f"{handle.id} {second.pid}\n"
@@ -225,9 +229,28 @@ def test_queues_option_serves_only_the_named_queues(
     )
 
     assert worker.wait() == 0, worker.stderr
-    assert worker.stdout.strip() == "Burst done: 1 attempts (succeeded=1)."
+    assert worker.stdout.strip().splitlines() == [
+        "Burst done: 1 job ended (1 succeeded), in 1 attempt.",
+        "1 job waits in queues this worker does not serve: default (1); name them "
+        "in --queues.",
+    ]
     assert on_other.refresh().result == "hi"
     assert on_default.refresh().status is JobStatus.QUEUED
+
+
+def test_without_queues_serves_every_queue_the_functions_name(
+    redisjobs: RedisJobs, start_worker: StartWorker
+) -> None:
+    on_default = jobs.add.delay(1, 2)
+    on_other = jobs.echo.delay("hi")
+
+    worker = start_worker("--burst", settings=worker_settings(redisjobs))
+
+    assert worker.wait() == 0, worker.stderr
+    assert worker.stdout.strip() == (
+        "Burst done: 2 jobs ended (2 succeeded), in 2 attempts."
+    )
+    assert (on_default.refresh().result, on_other.refresh().result) == (3, "hi")
 
 
 def test_unreachable_redis_is_a_one_line_command_error(

@@ -835,12 +835,15 @@ def test_finish_requeued_puts_job_back_at_head_and_gives_the_attempt_back(
 ) -> None:
     first, second = add(redisjobs, 2)
     claim(redisjobs, 1)
+    redisjobs.store.set_progress(first, Q, 0.6)
+    assert stored(redisjobs, first)["progress"] == "0.6"
     redisjobs.client.delete(key(redisjobs, "marker"))
     assert finish(redisjobs, first, "requeued") == 1
     assert ready(redisjobs) == [first, second]
     fields = stored(redisjobs, first)
     assert fields["status"] == "queued"
     assert fields["attempts"] == "0"
+    assert fields["progress"] == "0"  # the next attempt starts from scratch
     assert fields["worker"] == ""
     assert zset(redisjobs, "active") == []
     assert has_marker(redisjobs)

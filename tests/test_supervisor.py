@@ -317,7 +317,9 @@ def test_burst_runs_the_ready_jobs_in_every_process_then_exits(
 
     assert supervisor.wait_exit(30) == 0
     assert [h.refresh().result for h in handles] == [n + 1 for n in range(6)]
-    assert "Burst done: 6 attempts (succeeded=6)." in supervisor.log_text()
+    assert "Burst done: 6 jobs ended (6 succeeded), in 6 attempts." in (
+        supervisor.log_text()
+    )
 
 
 def test_recovery_of_a_dead_process_waits_for_redis_to_come_back(

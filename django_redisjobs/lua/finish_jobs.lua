@@ -29,8 +29,8 @@
 -- longer this worker's attempt (its lease was recovered); -1 the hash is gone, or
 -- its key holds another type (nothing is written; the id stays in the active set
 -- until recover_jobs.lua sets it aside).
--- "requeued" puts the job back at the head of its queue and gives the attempt back,
--- for a worker that stops before the job ends. A job whose cancel was requested
+-- "requeued" puts the job back at the head of its queue, gives the attempt back and
+-- resets its progress to 0, for a worker that stops before the job ends. A job whose cancel was requested
 -- (cancel_requested = "1") is never queued again: "retrying" and "requeued" end it
 -- as cancelled instead. Ending a job releases its unique lock, or leaves the lock
 -- to expire at the job's unique_until_ms when that is still ahead. A stored field
@@ -129,7 +129,7 @@ while i <= #ARGV do
             -- requeued: the worker stopped before the job ended; no attempt is used.
             push_ready(KEYS[6], KEYS[7], job_id, held[4], true)
             redis.call('HSET', job_key, 'status', 'queued', 'worker', '',
-                'attempts', tonumber(attempt) - 1)
+                'attempts', tonumber(attempt) - 1, 'progress', '0')
             wake = true
         end
         results[#results + 1] = 1

@@ -142,11 +142,16 @@ class WorkerInfo:
 
 @dataclass(frozen=True, slots=True)
 class DurabilityProblem:
-    """A Redis setting that can lose jobs; `code` is "aof", "eviction" or "unknown"."""
+    """A Redis setting that can lose jobs; `code` is "aof", "eviction" or "unknown".
+
+    `setting` is the short form for the worker's one-line warning, as in
+    ``appendonly=no``; `message` and `hint` explain it (``check --deploy``).
+    """
 
     code: str
     message: str
     hint: str
+    setting: str = ""
 
 
 _DURABILITY_HINT = (
@@ -173,6 +178,7 @@ class Persistence:
                     "Redis did not report whether append-only persistence is on "
                     "(CONFIG and INFO refused).",
                     _DURABILITY_HINT,
+                    "persistence=unknown",
                 )
             )
         elif not self.aof_enabled:
@@ -183,6 +189,7 @@ class Persistence:
                     "every job written since the last RDB snapshot, if any, "
                     "including queued, scheduled and running ones.",
                     _DURABILITY_HINT,
+                    "appendonly=no",
                 )
             )
         policy = self.maxmemory_policy
@@ -201,6 +208,7 @@ class Persistence:
                     f"Redis maxmemory-policy is {policy!r}: once Redis reaches "
                     f"maxmemory {risk}",
                     _DURABILITY_HINT,
+                    f"maxmemory-policy={policy}",
                 )
             )
         return found

@@ -26,6 +26,8 @@ class WorkerConfig:
     idle_wait: timedelta = timedelta(seconds=2)
     grace: timedelta = timedelta(seconds=30)
     weights: tuple[int, ...] | None = None
+    #: Say at start when Redis may lose jobs (a supervisor's first child only).
+    warn_durability: bool = True
 
     def __post_init__(self) -> None:
         if self.weights is not None and (

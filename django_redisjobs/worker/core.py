@@ -209,13 +209,25 @@ class Worker:
                 backoff.wait(self.stop_signal.sleep_unless_stopping, err)
 
     def _warn_if_not_durable(self) -> None:
+        """One WARNING line when Redis may lose jobs; ``check --deploy`` explains.
+
+        Off with ``REDISJOBS["DURABILITY_WARNING"] = False`` (a development
+        server) or ``config.warn_durability`` (a supervisor's later children).
+        """
+        if not (self.settings.durability_warning and self.config.warn_durability):
+            return
         try:
-            persistence = self.store.persistence()
+            problems = self.store.persistence().problems()
         except RedisUnavailable as err:
             logger.warning("could not read redis persistence settings: %s", err)
             return
-        for problem in persistence.problems():
-            logger.warning("%s %s", problem.message, problem.hint)
+        if problems:
+            logger.warning(
+                "redis may lose jobs %s; run manage.py check --deploy for why and "
+                "what to set, or silence this on a development server with "
+                "REDISJOBS['DURABILITY_WARNING'] = False",
+                " ".join(problem.setting for problem in problems),
+            )
 
     def _claim_loop(self) -> None:
         backoff = Backoff("claim")

@@ -255,12 +255,17 @@ class Ledger:
 
     def leave_job_code(self, job_id: str, clear: Callable[[int], None]) -> None:
         """The job's function returned: `clear` (run under the lock the watchdog
-        takes) drops an interruption that is still pending for its thread."""
+        takes) drops an interruption that may still be pending for its thread.
+
+        Only a job the watchdog interrupted can have one; the others skip
+        `clear`, which is not free (see `run._clear_pending_exception`).
+        """
         with self._lock:
             entry = self._entries.get(job_id)
             if entry is not None:
                 entry.in_job_code = False
-                clear(entry.thread_id)
+                if entry.timed_out:
+                    clear(entry.thread_id)
 
     def interrupt_overdue(
         self, now: float, interrupt: Callable[[int], None]

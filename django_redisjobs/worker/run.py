@@ -15,6 +15,7 @@ import asyncio
 import ctypes
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -206,8 +207,30 @@ class ExecutorPool:
         return self._loop
 
 
+class _Drained(Exception):
+    """Delivered to the job's own thread to replace a pending `JobTimeout`."""
+
+
 def _clear_pending_exception(thread_id: int) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), None)
+    """Drop a `JobTimeout` not yet raised in `thread_id` (the calling thread).
+
+    Python 3.11 keeps its interpreter-wide "async exception pending" flag set
+    after ``PyThreadState_SetAsyncExc(id, NULL)`` until some thread raises one,
+    and every thread then takes the slow path at each bytecode check (under a
+    tracer such as coverage, for ever). So there, a harmless exception replaces
+    the pending one and is raised and caught here at once, which drops the flag.
+    """
+    if sys.version_info >= (3, 12) or thread_id != threading.get_ident():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), None)
+        return
+    try:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread_id), ctypes.py_object(_Drained)
+        )
+        for _ in range(1_000_000):  # raised at the first bytecode check
+            pass
+    except _Drained:
+        pass
 
 
 def _raise_in_thread(thread_id: int) -> None:

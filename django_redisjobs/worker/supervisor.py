@@ -114,6 +114,7 @@ class Supervisor:
         self._children: list[_Child] = []
         self._restart_at: dict[int, float] = {}  # slot -> self.monotonic()
         self._quick_exits: dict[int, int] = {}
+        self._warn_next = config.worker.warn_durability  # only the first child warns
         self.recovery = ChildRecovery(
             self.store, self.settings, functions, config.worker.queues, clock
         )
@@ -204,7 +205,10 @@ class Supervisor:
 
     def _start(self, slot: int) -> None:
         worker_id = f"{self.base_id}.{slot}.{os.urandom(2).hex()}"
-        config = dataclasses.replace(self.config.worker, name=worker_id)
+        config = dataclasses.replace(
+            self.config.worker, name=worker_id, warn_durability=self._warn_next
+        )
+        self._warn_next = False
         reader, writer = _SPAWN.Pipe(duplex=False)
         process = _SPAWN.Process(
             target=run_child,

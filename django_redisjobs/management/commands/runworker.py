@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_redisjobs import events
-from django_redisjobs.conf import get_settings
+from django_redisjobs.conf import Settings, get_settings
 from django_redisjobs.event_relay import EventRelay
 from django_redisjobs.exceptions import (
     RedisJobsConfigurationError,
@@ -19,6 +19,11 @@ from django_redisjobs.exceptions import (
 )
 from django_redisjobs.job import now_epoch_ms
 from django_redisjobs.keys import is_safe_name
+from django_redisjobs.management.summary import (
+    burst_summary,
+    default_queues,
+    left_behind,
+)
 from django_redisjobs.queue import JobStore, get_store
 from django_redisjobs.registry import autodiscover, registry
 from django_redisjobs.relay import OutboxRelay
@@ -50,9 +55,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--queues",
             default="",
-            help="Comma-separated queues to serve, in priority order "
-            "(default: REDISJOBS['DEFAULT_QUEUE']); with weights, as in "
-            "high:5,default:3,low:1, each claim picks the order at random by weight.",
+            help="Comma-separated queues to serve, in priority order; with "
+            "weights, as in high:5,default:3,low:1, each claim picks the order at "
+            "random by weight (default: REDISJOBS['DEFAULT_QUEUE'], then every "
+            "other queue that a background function or a cron entry names, by "
+            "name).",
         )
         parser.add_argument(
             "--concurrency",
@@ -116,8 +123,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         _configure_logging(options["verbosity"])
-        config = self._config(options)
-        autodiscover(get_settings().autodiscover_modules)
+        try:
+            settings = get_settings()
+        except RedisJobsConfigurationError as err:
+            raise CommandError(str(err)) from err
+        # Before the config: the default queues are those the functions name.
+        autodiscover(settings.autodiscover_modules)
+        config = self._config(options, settings)
         try:
             store = get_store()
         except RedisJobsConfigurationError as err:
@@ -142,9 +154,8 @@ class Command(BaseCommand):
             if event_relay is not None:
                 event_relay.stop()
         if config.burst:
-            counts = ", ".join(f"{k}={v}" for k, v in sorted(by_status.items()))
-            total = sum(by_status.values())
-            self.stdout.write(f"Burst done: {total} attempts ({counts or 'none'}).")
+            left = left_behind(store, config.queues)
+            self.stdout.write(burst_summary(by_status, config.queues, left))
 
     def _run(
         self, config: WorkerConfig, options: dict[str, Any], store: JobStore
@@ -178,11 +189,7 @@ class Command(BaseCommand):
             )
         return supervisor.by_status
 
-    def _config(self, options: dict[str, Any]) -> WorkerConfig:
-        try:
-            settings = get_settings()
-        except RedisJobsConfigurationError as err:
-            raise CommandError(str(err)) from err
+    def _config(self, options: dict[str, Any], settings: Settings) -> WorkerConfig:
         queues, weights = parse_queues(options["queues"])
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be 1 or more.")
@@ -195,7 +202,7 @@ class Command(BaseCommand):
         if options["processes"] is not None and options["processes"] < 1:
             raise CommandError("--processes must be 1 or more.")
         return WorkerConfig(
-            queues=queues or (settings.default_queue,),
+            queues=queues or default_queues(settings, registry),
             concurrency=options["concurrency"],
             prefetch=options["prefetch"]
             if options["prefetch"] is not None

@@ -107,9 +107,15 @@ class Command(BaseCommand):
         except RedisUnavailable as err:
             raise CommandError(f"Cannot read jobs from Redis: {err}") from err
         self._write_table(rows)
-        counts = Counter(row.status for row in rows)
+        # Counted as enqueue_demo counts: the jobs written to Redis, then the
+        # rolled-back ones that never were.
+        counts = Counter(row.status for row in rows if row.status != "rolled back")
         summary = ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
-        self.stdout.write(f"\n{len(rows)} jobs: {summary or 'none'}.")
+        rolled_back = sum(job.rolled_back for job in jobs)
+        self.stdout.write(
+            f"\n{sum(counts.values())} jobs enqueued: {summary or 'none'}; "
+            f"{rolled_back} more rolled back, never written."
+        )
 
     def _style_for(self, status: str) -> Callable[[str], str]:
         styles = {

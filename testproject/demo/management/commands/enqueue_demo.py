@@ -59,6 +59,11 @@ class Command(BaseCommand):
             default=None,
             help="Where to save the job list (default: var/demo_jobs.json).",
         )
+        parser.add_argument(
+            "--no-next",
+            action="store_true",
+            help="Do not print the commands to run next (scripts/demo runs them).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         count: int = options["count"]
@@ -76,13 +81,18 @@ class Command(BaseCommand):
         self._enqueue_work(count, failure_rate)
         jobfile.save(path, self.jobs)
         written = sum(not job.rolled_back for job in self.jobs)
+        rolled_back = len(self.jobs) - written
         self.stdout.write(
-            self.style.SUCCESS(f"Enqueued {written} jobs; job list saved to {path}.")
+            self.style.SUCCESS(
+                f"Enqueued {written} jobs ({rolled_back} more rolled back, never "
+                f"written); job list saved to {path}."
+            )
         )
-        self.stdout.write(
-            "Next: 'python manage.py runworker --queues default,emails', then "
-            "'python manage.py demo_report'."
-        )
+        if not options["no_next"]:
+            self.stdout.write(
+                "Next: 'python manage.py runworker --burst', then "
+                "'python manage.py demo_report'."
+            )
 
     def _record(self, handle: JobHandle, function: str, note: str) -> None:
         rolled_back = note == "rolled back"
