@@ -118,3 +118,30 @@ def workers(prefix: str) -> str:
 def worker(prefix: str, worker_id: str) -> str:
     """Hash describing one worker (host, pid, queues, counters); expires with it."""
     return f"{prefix}:worker:{worker_id}"
+
+
+def paused(prefix: str, queue: str) -> str:
+    """String "1" while the queue is paused: claim_jobs.lua claims nothing from it."""
+    return f"{_tag(prefix, queue)}:paused"
+
+
+def stats_prefix(prefix: str, queue: str) -> str:
+    """Key prefix of the queue's outcome counters; finish_jobs.lua appends
+    ``m:<minute>`` or ``h:<hour>`` (epoch minutes or hours)."""
+    return f"{_tag(prefix, queue)}:stats:"
+
+
+def stats_minute(prefix: str, queue: str, minute: int) -> str:
+    """Hash of outcome counts recorded in one epoch minute (field per outcome)."""
+    return f"{stats_prefix(prefix, queue)}m:{minute}"
+
+
+def stats_hour(prefix: str, queue: str, hour: int) -> str:
+    """Hash of outcome counts recorded in one epoch hour (field per outcome)."""
+    return f"{stats_prefix(prefix, queue)}h:{hour}"
+
+
+def lost_workers(prefix: str) -> str:
+    """Sorted set of worker ids whose heartbeat expired, scored by that expiry ms;
+    kept for an hour (the admin's "lost workers")."""
+    return f"{prefix}:workers:lost"

@@ -114,3 +114,11 @@ def touch_file_when_released(path: str, release: str, timeout_s: float = 30.0) -
 @background(max_attempts=2)
 def exits_process(code: int) -> None:
     raise SystemExit(code)
+
+
+@background(max_attempts=1)
+def reports_progress(steps: int) -> str:
+    job = current_job()
+    for step in range(1, steps + 1):
+        job.set_progress(step / steps, f"step {step} of {steps}")
+    return "done"

@@ -32,7 +32,7 @@ from django_redisjobs.job import (
     priority_score,
 )
 from django_redisjobs.queue import WORKER_LOST, Cancelled, EnqueueRequest, Outcome
-from django_redisjobs.queue.claims import claim_jobs_keys
+from django_redisjobs.queue.claims import claim_jobs_keys, finish_jobs_keys
 from django_redisjobs.scripts import (
     PRELUDE,
     SCRIPT_NAMES,
@@ -261,7 +261,7 @@ def test_a_script_error_names_the_script_file_and_its_line(
     with pytest.raises(ResponseError, match="WRONGTYPE") as raised:
         redisjobs.store.scripts.claim_jobs(
             [key(redisjobs, k) for k in ("ready", "prioritized", "active", "marker")]
-            + [keys.job_prefix(p, Q)],
+            + [keys.job_prefix(p, Q), keys.paused(p, Q)],
             [NOW, NOW + LEASE_MS, "w1", 10, DEFAULT_PRIORITY_BOUND],
         )
     match = re.search(r"\(claim_jobs\.lua line (\d+)\)$", str(raised.value))
@@ -913,17 +913,7 @@ def test_finish_maps_codes_back_to_outcomes_across_queues(
 def test_finish_jobs_wrapper_returns_one_code_per_job(redisjobs: RedisJobs) -> None:
     job_id = _claimed(redisjobs)
     p = redisjobs.prefix
-    script_keys = [
-        keys.active(p, Q),
-        keys.scheduled(p, Q),
-        keys.succeeded(p, Q),
-        keys.dead(p, Q),
-        keys.cancelled(p, Q),
-        keys.ready(p, Q),
-        keys.prioritized(p, Q),
-        keys.marker(p, Q),
-        keys.job_prefix(p, Q),
-    ]
+    script_keys = list(finish_jobs_keys(p, Q))
     args: list[object] = [NOW + 1, "w1", keys.job_channel_prefix(p, Q)]
     args += [job_id, 1, "succeeded", 0, TTL_MS, "3", "", "", ""]
     args += ["missing", 1, "succeeded", 0, TTL_MS, "3", "", "", ""]

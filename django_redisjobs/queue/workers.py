@@ -3,13 +3,16 @@ the server says about keeping jobs."""
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from .. import keys
 from .base import StoreBase, redis_call
 from .records import REDIS_ERRORS, Persistence, WorkerInfo
+
+#: How long the ids of workers whose heartbeat expired are kept.
+LOST_WORKERS_KEPT_MS = 3_600_000
 
 
 class WorkerOps(StoreBase):
@@ -40,10 +43,30 @@ class WorkerOps(StoreBase):
 
     @redis_call("Could not trim workers in Redis")
     def trim_workers(self, now_ms: int) -> int:
-        """Drop workers whose heartbeat expired (their hashes expire by themselves)."""
-        return int(
-            self.client.zremrangebyscore(keys.workers(self.prefix), "-inf", now_ms)
+        """Drop workers whose heartbeat expired (their hashes expire by themselves),
+        at most 1000 per call, and keep their ids an hour in the lost-workers set
+        for the admin. Returns how many were dropped."""
+        workers_key = keys.workers(self.prefix)
+        lost_key = keys.lost_workers(self.prefix)
+        expired = cast(
+            list[tuple[str, float]],
+            self.client.zrange(
+                workers_key,
+                "-inf",
+                now_ms,
+                byscore=True,
+                offset=0,
+                num=1000,
+                withscores=True,
+            ),
         )
+        with self.client.pipeline(transaction=False) as pipe:
+            if expired:
+                pipe.zrem(workers_key, *(worker_id for worker_id, _ in expired))
+                pipe.zadd(lost_key, dict(expired))
+            pipe.zremrangebyscore(lost_key, "-inf", now_ms - LOST_WORKERS_KEPT_MS)
+            pipe.execute()
+        return len(expired)
 
     @redis_call("Could not unregister the worker in Redis")
     def unregister_worker(self, worker_id: str) -> None:
