@@ -122,3 +122,19 @@ def reports_progress(steps: int) -> str:
     for step in range(1, steps + 1):
         job.set_progress(step / steps, f"step {step} of {steps}")
     return "done"
+
+
+@background(max_attempts=1)
+def fails_until_file_exists(path: str) -> str:
+    """Fails until `path` exists: a dead job that a retry can bring through."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is not there yet")
+    return "found it"
+
+
+@background(max_attempts=1)
+def half_then_waits(timeout_s: float = 20.0) -> str:
+    """Reports half its progress, then waits for `gate` before it finishes."""
+    current_job().set_progress(0.5, "half way")
+    gate.wait(timeout_s)
+    return "finished"

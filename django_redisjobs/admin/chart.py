@@ -17,13 +17,17 @@ _BOTTOM = 20
 _LEFT = 36
 # Each series: the counters it sums, its label and the CSS colour of its bars.
 SERIES = (
-    (("succeeded",), "succeeded", "var(--message-success-bg, #2e7d32)"),
+    (("succeeded",), "succeeded", "#3f9c4f"),
     (("dead", "retrying"), "failed (dead or retried)", "var(--error-fg, #ba2121)"),
 )
 
 
 def bars_svg(
-    buckets: Sequence[dict[str, int]], first_ms: int, step_ms: int, label: str
+    buckets: Sequence[dict[str, int]],
+    first_ms: int,
+    step_ms: int,
+    label: str,
+    time_format: str = "%H:%M UTC",
 ) -> SafeString:
     """An SVG of stacked bars, one per bucket (oldest left), with the highest
     count on the axis and a time label at each end."""
@@ -56,8 +60,8 @@ def bars_svg(
         "<title>{}</title></rect>",
         rects,
     )
-    start = _clock(first_ms)
-    end = _clock(first_ms + step_ms * len(buckets))
+    start = _clock(first_ms, time_format)
+    end = _clock(first_ms + step_ms * len(buckets), time_format)
     return format_html(
         '<svg class="redisjobs-chart" viewBox="0 0 {w} {h}" role="img" '
         'aria-label="{label}" preserveAspectRatio="none">'
@@ -86,5 +90,5 @@ def legend() -> list[tuple[str, str]]:
     return [(name, colour) for _, name, colour in SERIES]
 
 
-def _clock(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M UTC")
+def _clock(ms: int, time_format: str) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime(time_format)

@@ -76,6 +76,7 @@ def overview(model_admin: Admin, request: HttpRequest) -> HttpResponse:
                 (hour - 23) * 3_600_000,
                 3_600_000,
                 "Jobs finished and failed per hour, last day",
+                "%d %b %H:%M UTC",
             ),
             "legend": chart.legend(),
             "workers": [_worker(w.worker_id, w.fields) for w in store.live_workers()],
