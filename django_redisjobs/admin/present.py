@@ -39,6 +39,11 @@ def duration(start: datetime | None, end: datetime | None) -> str:
     return short_span(end - start)
 
 
+def moment(value: datetime | None) -> str:
+    """A stored time in UTC, to the second; "" when unset."""
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+
+
 def short_span(span: timedelta) -> str:
     seconds = span.total_seconds()
     if seconds < 0:
