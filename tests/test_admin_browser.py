@@ -127,6 +127,12 @@ def test_pause_a_queue_and_see_it_paused(
         shoot(page, "cron")
     page.goto(live_server.url + console_url("changelist"))
     row = 'tr[data-queue="default"]'
+    assert page.inner_text(f"{row} [data-count='queued']") == "1"
+    jobs.add.delay(2, 2)  # the counts follow without a reload
+    page.wait_for_function(
+        'document.querySelector(\'tr[data-queue="default"] '
+        "[data-count=\"queued\"]').textContent === '2'"
+    )
     page.click(f"{row} button:has-text('Pause')")
     page.click("input[value='Yes, pause']")
     assert "Queue 'default' paused." in page.inner_text(".messagelist")

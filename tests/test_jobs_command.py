@@ -1,6 +1,8 @@
 """``manage.py jobs``: each action, its output and its errors."""
 
+from collections.abc import Callable
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -8,6 +10,7 @@ from django.core.management import CommandError, call_command
 from django_redisjobs import JobStatus
 from tests import jobs
 from tests.conftest import RedisJobs
+from tests.servers import RedisServer
 
 
 def run(*args: str) -> str:
@@ -55,10 +58,21 @@ def test_clear_errors(redisjobs: RedisJobs) -> None:
         run("retry", "0" * 32)
 
 
-def test_redis_down_is_a_command_error(make_redis_server, settings) -> None:  # type: ignore[no-untyped-def]
+def test_redis_down_is_a_command_error(
+    make_redis_server: Callable[..., RedisServer], settings: Any
+) -> None:
     server = make_redis_server()
     url = server.url
     server.stop()
     settings.REDISJOBS = {"REDIS_URL": url}
     with pytest.raises(CommandError, match="Could not read from Redis"):
         run("info")
+
+
+def test_every_action_has_help_text() -> None:
+    from django_redisjobs.management.commands.jobs import Command
+
+    text = Command().create_parser("manage.py", "jobs").format_help()
+    for action in ("info", "retry", "cancel", "purge", "empty", "pause", "resume"):
+        assert action in text
+    assert "Run 'manage.py jobs <action> --help'" in text
