@@ -17,6 +17,8 @@ from django.test import override_settings
 from playwright.sync_api import sync_playwright
 
 from django_redisjobs import JobStatus
+from django_redisjobs.job import now_epoch_ms
+from django_redisjobs.scheduler import Scheduler
 from tests import jobs
 from tests.admin_helpers import console_url
 from tests.conftest import RedisJobs
@@ -75,6 +77,10 @@ def test_retry_a_dead_job_and_see_it_succeed(
     page.goto(live_server.url + console_url("changelist"))
     assert page.inner_text('tr[data-queue="default"] [data-count="dead"]') == "1"
     shoot(page, "overview")
+    if os.environ.get("REDISJOBS_SCREENSHOTS"):
+        page.emulate_media(color_scheme="dark")  # the admin's theme follows it
+        shoot(page, "overview-dark")
+        page.emulate_media(color_scheme="light")
     page.goto(live_server.url + console_url("jobs", "default", "dead"))
     shoot(page, "job-list")
     page.click(f"text={handle.id}")
@@ -115,23 +121,31 @@ def test_watch_a_progress_bar_move(
 def test_pause_a_queue_and_see_it_paused(
     page: Any, live_server: Any, redisjobs: RedisJobs
 ) -> None:
-    jobs.add.delay(1, 1)
     cron = [{"name": "nightly-report", "function": "tests.jobs.add",
              "schedule": "30 2 * * *", "args": [1, 2],
              "timezone": "Europe/Berlin"}]  # fmt: skip
     with override_settings(
         REDISJOBS={**redisjobs.settings, "ON_COMMIT": False, "CRON": cron}
     ):
+        # Two ticks a day apart: the first starts the entry's watermark, the
+        # second enqueues its latest fire time; a worker then runs that job.
+        scheduler = Scheduler(redisjobs.store, ())
+        now_ms = now_epoch_ms()
+        scheduler.tick(now_ms - 2 * 86_400_000)
+        scheduler.tick(now_ms)
+        redisjobs.run_worker()
         page.goto(live_server.url + console_url("cron"))
-        assert "every day at 02:30, Europe/Berlin" in page.inner_text("#content-main")
+        text = page.inner_text("#content-main")
+        assert "every day at 02:30, Europe/Berlin" in text
+        assert "succeeded" in text  # the outcome of the last fire's job
         shoot(page, "cron")
     page.goto(live_server.url + console_url("changelist"))
     row = 'tr[data-queue="default"]'
-    assert page.inner_text(f"{row} [data-count='queued']") == "1"
+    assert page.inner_text(f"{row} [data-count='queued']") == "0"
     jobs.add.delay(2, 2)  # the counts follow without a reload
     page.wait_for_function(
         'document.querySelector(\'tr[data-queue="default"] '
-        "[data-count=\"queued\"]').textContent === '2'"
+        "[data-count=\"queued\"]').textContent === '1'"
     )
     page.click(f"{row} button:has-text('Pause')")
     page.click("input[value='Yes, pause']")
