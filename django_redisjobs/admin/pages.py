@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from ..exceptions import InvalidJob, JobDoesNotExist
+from ..exceptions import InvalidJob, JobDoesNotExist, SerializationError
 from ..job import Job, JobStatus, from_ms, now_epoch_ms
 from ..job_hash import from_fields
 from ..queue import FILTER_WINDOW, JobRow, JobState, JobStore, get_store
@@ -227,7 +227,7 @@ def _detail(job: Job) -> dict[str, Any]:
     if status is JobStatus.SUCCEEDED:
         try:
             result = present.pretty_value(job.result)
-        except Exception:  # noqa: BLE001 - a damaged result is shown as stored
+        except SerializationError:  # a damaged result is shown as stored
             result = job.result_json
     return {
         "args": present.pretty_value(job.args),

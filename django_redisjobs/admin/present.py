@@ -1,4 +1,4 @@
-"""How the console shows values: pretty JSON, durations, times, byte sizes and
+"""How the console shows values: indented JSON, durations, times, byte sizes and
 cron expressions in plain words. Pure functions; templates escape what they
 return."""
 
@@ -14,17 +14,6 @@ _MONTHS = [
     "January", "February", "March", "April", "May", "June", "July", "August",
     "September", "October", "November", "December",
 ]  # fmt: skip
-
-
-def pretty_json(text: str) -> str:
-    """Stored JSON re-indented for reading; the text as stored when it is not
-    JSON (a damaged or hand-written field)."""
-    if not text:
-        return ""
-    try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
-        return text
 
 
 def pretty_value(value: Any) -> str:
