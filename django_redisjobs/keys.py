@@ -55,6 +55,12 @@ def cancelled(prefix: str, queue: str) -> str:
     return f"{_tag(prefix, queue)}:cancelled"
 
 
+def retrying(prefix: str, queue: str) -> str:
+    """Sorted set of the `retrying` job ids among `scheduled`, by due ms: an index
+    that lets the admin count them apart from delayed jobs."""
+    return f"{_tag(prefix, queue)}:retrying"
+
+
 def marker(prefix: str, queue: str) -> str:
     """Sorted set with one member while jobs may be ready; idle workers block on it."""
     return f"{_tag(prefix, queue)}:marker"

@@ -2,6 +2,7 @@
 the public API on the suite's real Redis (issue 12)."""
 
 import re
+from datetime import timedelta
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -46,8 +47,10 @@ def test_overview_shows_counts_paused_workers_chart_and_redis_panel(
 ) -> None:
     jobs.add.delay(1, 2)
     jobs.always_fails.using(max_attempts=1).delay("x")
+    jobs.asks_for_retry.delay(600)  # retrying for ten minutes
     redisjobs.run_worker()
     jobs.add.delay(3, 4)
+    jobs.add.enqueue((5, 6), delay=timedelta(hours=1))
     redisjobs.store.pause(Q)
     redisjobs.store.heartbeat(_info(), 9_999_999_999_999, {})
     response = staff.get(console_url("changelist"))
@@ -56,11 +59,11 @@ def test_overview_shows_counts_paused_workers_chart_and_redis_panel(
     queue_row = page.split('data-queue="default"', 1)[1].split("</tr>", 1)[0]
     counts = re.findall(r'data-count="(\w+)">(\d+)<', queue_row)
     assert dict(counts) == {
-        "queued": "1", "scheduled": "0", "active": "0",
+        "queued": "1", "scheduled": "1", "retrying": "1", "active": "0",
         "succeeded": "1", "dead": "1", "cancelled": "0",
     }  # fmt: skip
     assert "paused" in queue_row
-    assert "<svg" in page and "1 succeeded" in page and "1 failed" in page
+    assert "<svg" in page and "1 succeeded" in page and "2 failed" in page
     assert "host-1" in page  # the worker
     assert "AOF off" in page
     assert "append-only persistence (AOF) off" in page  # the warning, in words

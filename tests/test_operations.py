@@ -228,3 +228,25 @@ def test_trimmed_workers_are_kept_an_hour_as_lost(redisjobs: RedisJobs) -> None:
     assert redisjobs.store.trim_workers(2_000) == 1
     assert redisjobs.store.lost_workers(2_000) == [("gone", 1_000)]
     assert redisjobs.store.lost_workers(1_000 + 3_600_001) == []
+
+
+def test_the_retrying_index_follows_retries_promotions_cancels_and_retries(
+    redisjobs: RedisJobs,
+) -> None:
+    waiting = jobs.asks_for_retry.delay(600)
+    later = jobs.add.enqueue((1, 1), delay=timedelta(hours=1))
+    redisjobs.run_worker()
+    (summary,) = redisjobs.store.summaries([Q])
+    assert (summary.retrying, summary.delayed) == (1, 1)
+    waiting.cancel()
+    (summary,) = redisjobs.store.summaries([Q])
+    assert (summary.retrying, summary.delayed) == (0, 1)
+    assert later.refresh().status is JobStatus.SCHEDULED
+    again = jobs.asks_for_retry.delay(0.001)
+    redisjobs.run_worker()  # retried once (due at once, promoted), then dead
+    assert again.refresh().status is JobStatus.DEAD
+    assert redisjobs.store.summaries([Q])[0].retrying == 0
+    third = jobs.asks_for_retry.delay(600)
+    redisjobs.run_worker()
+    assert third.retry() is True  # a retrying job retried now leaves the index
+    assert redisjobs.store.summaries([Q])[0].retrying == 0

@@ -10,6 +10,7 @@ from ..exceptions import InvalidJob
 from ..job_hash import from_fields
 from ..queue import get_store
 from .guard import needs, safe_name
+from .pages import cells
 
 
 @needs("view")
@@ -23,7 +24,7 @@ def overview_json(
                 {
                     "name": s.name,
                     "paused": s.paused,
-                    "counts": {state.value: n for state, n in s.counts.items()},
+                    "counts": {label: n for label, _, n in cells(s)},
                 }
                 for s in store.summaries(store.known_queues())
             ]

@@ -13,7 +13,14 @@ from django.urls import reverse
 from ..exceptions import InvalidJob, JobDoesNotExist, SerializationError
 from ..job import Job, JobStatus, from_ms, now_epoch_ms
 from ..job_hash import from_fields
-from ..queue import FILTER_WINDOW, JobRow, JobState, JobStore, get_store
+from ..queue import (
+    FILTER_WINDOW,
+    JobRow,
+    JobState,
+    JobStore,
+    QueueSummary,
+    get_store,
+)
 from . import chart, present
 from .guard import needs, render, safe_name
 
@@ -26,6 +33,17 @@ STATES = [
     JobState.SUCCEEDED,
     JobState.DEAD,
     JobState.CANCELLED,
+]
+#: The overview's count columns: a label and the listing each count links to.
+#: Retrying jobs sit in the scheduled listing, counted apart by their index.
+COLUMNS = [
+    ("queued", JobState.QUEUED),
+    ("scheduled", JobState.SCHEDULED),
+    ("retrying", JobState.SCHEDULED),
+    ("active", JobState.ACTIVE),
+    ("succeeded", JobState.SUCCEEDED),
+    ("dead", JobState.DEAD),
+    ("cancelled", JobState.CANCELLED),
 ]
 #: Which bulk actions a listing offers, by state.
 LIST_ACTIONS = {
@@ -60,11 +78,8 @@ def overview(model_admin: Admin, request: HttpRequest) -> HttpResponse:
         "overview.html",
         {
             "title": "Jobs in Redis",
-            "states": STATES,
-            "queues": [
-                (s, [(state, s.counts[state]) for state in STATES])
-                for s in store.summaries(queues)
-            ],
+            "columns": [label for label, _ in COLUMNS],
+            "queues": [(s, cells(s)) for s in store.summaries(queues)],
             "minute_chart": chart.bars_svg(
                 store.outcome_counts(queues, "m", minute - 59, 60),
                 (minute - 59) * 60_000,
@@ -87,6 +102,16 @@ def overview(model_admin: Admin, request: HttpRequest) -> HttpResponse:
             "problems": store.persistence().problems(),
         },
     )
+
+
+def cells(summary: QueueSummary) -> list[tuple[str, JobState, int]]:
+    """The overview's counts of one queue: (label, listing, count) per column."""
+    counts = dict(summary.counts)
+    counts[JobState.SCHEDULED] = summary.delayed
+    return [
+        (label, state, summary.retrying if label == "retrying" else counts[state])
+        for label, state in COLUMNS
+    ]
 
 
 def _worker(worker_id: str, fields: dict[str, str]) -> dict[str, Any]:

@@ -14,6 +14,9 @@
 --                              unique_key
 -- KEYS[11] {p:q}:stats:        prefix of the queue's outcome counters: the
 --                              script appends m:<epoch minute> and h:<epoch hour>
+-- KEYS[12] {p:q}:retrying      zset of retrying job ids, score = due ms: an index
+--                              of KEYS[2]'s retrying members (redis.pcall: a
+--                              damaged index never fails the call)
 -- ARGV[1]  now_ms (int, epoch ms)
 -- ARGV[2]  worker id (string): only this worker's claims are recorded
 -- ARGV[3]  channel prefix (string): PUBLISH to it plus the id when a job ends
@@ -132,6 +135,7 @@ while i <= #ARGV do
             errors[#errors + 1] = 'run_at_ms'
             errors[#errors + 1] = due_ms
             redis.call('ZADD', KEYS[2], due_ms, job_id)
+            redis.pcall('ZADD', KEYS[12], due_ms, job_id)
             redis.call('HSET', job_key, unpack(errors))
         elseif outcome == 'dead' then
             ended(job_key, job_id, 'dead', ttl_ms, KEYS[4], errors, held)

@@ -9,6 +9,8 @@
 -- KEYS[6]  {p:q}:marker        zset that wakes blocked workers
 -- KEYS[7]  {p:q}:job:          prefix of the queue's job hashes; the script
 --                              appends each id (same hash tag, same slot)
+-- KEYS[8]  {p:q}:retrying      zset indexing retrying ids (redis.pcall: a damaged
+--                              index never fails the call)
 -- ARGV[1]  now_ms (int, epoch ms): stored as the job's retried_ms
 -- ARGV[2..] job ids
 --
@@ -51,6 +53,7 @@ for i = 2, #ARGV do
         results[#results + 1] = 0
     else
         redis.call('ZREM', held_in[job[1]], job_id)
+        redis.pcall('ZREM', KEYS[8], job_id)
         redis.call('HDEL', job_key, 'attempts', 'started_ms', 'finished_ms', 'worker',
             'result', 'error_class', 'error_message', 'traceback', 'progress',
             'progress_message', 'cancel_requested', 'lost', 'run_at_ms')

@@ -48,6 +48,7 @@ def finish_jobs_keys(prefix: str, queue: str) -> tuple[str, ...]:
         keys.job_prefix(prefix, queue),
         keys.unique_prefix(prefix, queue),
         keys.stats_prefix(prefix, queue),
+        keys.retrying(prefix, queue),
     )
 
 

@@ -29,11 +29,21 @@ OUTCOMES = ("succeeded", "retrying", "dead", "cancelled")
 
 @dataclass(frozen=True, slots=True)
 class QueueSummary:
-    """One queue's counts per state, and whether it is paused."""
+    """One queue's counts per state, and whether it is paused.
+
+    `retrying` counts the jobs among `counts[JobState.SCHEDULED]` that wait for a
+    retry rather than a delay (the `retrying` index).
+    """
 
     name: str
     counts: dict[JobState, int]
     paused: bool
+    retrying: int = 0
+
+    @property
+    def delayed(self) -> int:
+        """Scheduled jobs that wait for their delay or run_at, not a retry."""
+        return max(self.counts[JobState.SCHEDULED] - self.retrying, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +110,17 @@ class ConsoleReads(ReadOps):
                 for state_key in _STATE_KEYS.values():
                     pipe.zcard(state_key(p, queue))
                 pipe.exists(keys.paused(p, queue))
+                pipe.zcard(keys.retrying(p, queue))
             replies = pipe.execute()
-        width = 3 + len(_STATE_KEYS)
+        width = 4 + len(_STATE_KEYS)
         found = []
         for index, queue in enumerate(queues):
-            ready, prio, *sized, paused = replies[index * width : (index + 1) * width]
+            ready, prio, *sized, paused, retrying = replies[
+                index * width : (index + 1) * width
+            ]
             counts = {JobState.QUEUED: ready + prio}
             counts.update(zip(_STATE_KEYS, sized, strict=True))
-            found.append(QueueSummary(queue, counts, bool(paused)))
+            found.append(QueueSummary(queue, counts, bool(paused), retrying))
         return found
 
     @redis_call("Could not read from Redis")

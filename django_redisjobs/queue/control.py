@@ -20,6 +20,7 @@ def cancel_job_keys(prefix: str, queue: str, job_id: str) -> tuple[str, ...]:
         keys.scheduled(prefix, queue),
         keys.cancelled(prefix, queue),
         keys.unique_prefix(prefix, queue),
+        keys.retrying(prefix, queue),
     )
 
 

@@ -31,6 +31,7 @@ def retry_jobs_keys(prefix: str, queue: str) -> tuple[str, ...]:
         keys.cancelled(prefix, queue),
         keys.marker(prefix, queue),
         keys.job_prefix(prefix, queue),
+        keys.retrying(prefix, queue),
     )
 
 
