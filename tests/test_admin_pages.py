@@ -2,8 +2,8 @@
 the public API on the suite's real Redis (issue 12)."""
 
 import re
-from datetime import timedelta
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 from django.test import Client, override_settings
