@@ -43,9 +43,13 @@ class WorkerOps(StoreBase):
 
     @redis_call("Could not trim workers in Redis")
     def trim_workers(self, now_ms: int) -> int:
-        """Drop workers whose heartbeat expired (their hashes expire by themselves),
-        at most 1000 per call, and keep their ids an hour in the lost-workers set
-        for the admin. Returns how many were dropped."""
+        """Drop workers whose heartbeat expired (their hashes expire by themselves)
+        and keep their ids (at most 1000 per call) an hour in the lost-workers set
+        for the admin. Returns how many were dropped.
+
+        A worker whose heartbeat arrives between the read and the removal stays
+        registered, though it may be listed as lost once.
+        """
         workers_key = keys.workers(self.prefix)
         lost_key = keys.lost_workers(self.prefix)
         expired = cast(
@@ -61,12 +65,14 @@ class WorkerOps(StoreBase):
             ),
         )
         with self.client.pipeline(transaction=False) as pipe:
+            # By score, not by the ids read: a worker whose heartbeat came in
+            # since the read has a later score and stays.
+            pipe.zremrangebyscore(workers_key, "-inf", now_ms)
             if expired:
-                pipe.zrem(workers_key, *(worker_id for worker_id, _ in expired))
                 pipe.zadd(lost_key, dict(expired))
             pipe.zremrangebyscore(lost_key, "-inf", now_ms - LOST_WORKERS_KEPT_MS)
-            pipe.execute()
-        return len(expired)
+            dropped, *_ = pipe.execute()
+        return int(dropped)
 
     @redis_call("Could not unregister the worker in Redis")
     def unregister_worker(self, worker_id: str) -> None:
