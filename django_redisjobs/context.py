@@ -42,18 +42,25 @@ class JobContext:
     cancel_check: CancelCheck = field(
         default_factory=CancelCheck, compare=False, repr=False
     )
+    worker: str = ""  # the worker running the attempt (it holds the lease)
 
-    def set_progress(self, fraction: float) -> None:
-        """Record progress between 0 and 1; `JobHandle.progress` shows it.
+    def set_progress(self, fraction: float, message: str = "") -> None:
+        """Record progress between 0 and 1, with an optional message for people;
+        `JobHandle.progress` and `.progress_message` show it, and the job's
+        channel announces it (`JobHandle.stream`).
 
-        If Redis cannot be reached, the progress is not stored (logged at
-        WARNING) and the job goes on: progress is a hint, not part of the work.
+        It is written only while this attempt holds the job's lease: never after
+        the job ended or its lease was recovered. If Redis cannot be reached, the
+        progress is not stored (logged at WARNING) and the job goes on: progress
+        is a hint, not part of the work.
         """
         fraction = min(max(float(fraction), 0.0), 1.0)
         if self.store is None:
             return
         try:
-            self.store.set_progress(self.id, self.queue, fraction)
+            self.store.set_progress(
+                self.id, self.queue, (self.worker, self.attempt), fraction, message
+            )
         except RedisUnavailable as err:
             logger.warning("could not store progress job id=%s: %s", self.id, err)
 

@@ -154,7 +154,13 @@ def _conclude(
 
 def _context(job: Job, store: JobStore | None) -> JobContext:
     return JobContext(
-        job.id, job.queue, job.func, job.attempts, job.max_attempts, store
+        job.id,
+        job.queue,
+        job.func,
+        job.attempts,
+        job.max_attempts,
+        store,
+        worker=job.worker,
     )
 
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -59,6 +60,11 @@ class JobHandle:
     @property
     def progress(self) -> float:
         return self._job.progress
+
+    @property
+    def progress_message(self) -> str:
+        """What the job's code said with its last `set_progress` call."""
+        return self._job.progress_message
 
     @property
     def history(self) -> list[Attempt]:
@@ -123,6 +129,26 @@ class JobHandle:
         self.refresh()
         return done is not Cancelled.ALREADY_FINISHED
 
+    def retry(self) -> bool:
+        """Run a dead, cancelled or retrying job again, now; False (nothing
+        changes) when the job is waiting, running or succeeded.
+
+        The job keeps its id, arguments and attempt history; its attempt count
+        starts again from 0 and its last error, result and progress are cleared
+        (docs/jobs.md, "Retrying by hand"). The handle is refreshed. Raises
+        `JobDoesNotExist` for a job no longer in Redis and `RedisUnavailable`
+        when Redis cannot be reached.
+        """
+        if not self._in_redis:
+            return False
+        (code,) = get_store().retry([self.id], self.queue, now_epoch_ms())
+        if code == -1:
+            raise JobDoesNotExist(
+                f"Job {self.id!r} does not exist in queue {self.queue!r}."
+            )
+        self.refresh()
+        return code == 1
+
     def wait(self, timeout: timedelta = timedelta(seconds=30)) -> "JobHandle":
         """Block until the job succeeds, dies or is cancelled; returns the handle.
 
@@ -144,6 +170,41 @@ class JobHandle:
                     )
                 end.wait(min(remaining, 5.0))
         return self
+
+    def stream(
+        self, timeout: timedelta = timedelta(minutes=5)
+    ) -> Iterator["JobHandle"]:
+        """Yield the refreshed handle now, again each time the job reports
+        progress, and a last time when it ends; for a view that streams a job's
+        progress to a browser.
+
+        Listens on the job's channel, which announces each `set_progress` and
+        the end: no polling. Updates that come faster than a read of the job may
+        be seen as one (the latest). Raises `WaitTimeout` when `timeout` passes
+        before the end, and `RedisUnavailable` when Redis cannot be reached.
+        """
+        if self.is_finished or not self._in_redis:
+            yield self
+            return
+        deadline = time.monotonic() + timeout.total_seconds()
+        with get_store().watch_end(self.id, self.queue) as channel:
+            # Subscribed first, then read: an update in between is not missed.
+            seen = None
+            while True:
+                self.refresh()
+                state = (self.status, self.progress, self.progress_message)
+                if state != seen:
+                    seen = state
+                    yield self
+                if self.is_finished:
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WaitTimeout(
+                        f"Job {self.id!r} is still {self.status.value} after "
+                        f"{timeout.total_seconds():g} s."
+                    )
+                channel.wait(min(remaining, 5.0))
 
     def mark_enqueued(self, job: Job) -> None:
         """Called once the job is in Redis (now, or when its transaction commits)."""

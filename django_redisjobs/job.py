@@ -146,6 +146,7 @@ class Job:
     # The `history` field as stored: parsed only when asked for, since the worker
     # reads every claimed job and never needs it.
     history_json: str = ""
+    progress_message: str = ""  # what job code last said with its progress
 
     @property
     def history(self) -> list[Attempt]:

@@ -183,6 +183,7 @@ def _from_fields(fields: dict[str, str]) -> Job:
         get("unique_key", ""),
         _moment(get("unique_until_ms")),
         get("history", ""),
+        get("progress_message", ""),
     )
 
 

@@ -55,6 +55,12 @@ def cancelled(prefix: str, queue: str) -> str:
     return f"{_tag(prefix, queue)}:cancelled"
 
 
+def retrying(prefix: str, queue: str) -> str:
+    """Sorted set of the `retrying` job ids among `scheduled`, by due ms: an index
+    that lets the admin count them apart from delayed jobs."""
+    return f"{_tag(prefix, queue)}:retrying"
+
+
 def marker(prefix: str, queue: str) -> str:
     """Sorted set with one member while jobs may be ready; idle workers block on it."""
     return f"{_tag(prefix, queue)}:marker"
@@ -155,3 +161,30 @@ def event_dead(prefix: str, event: str) -> str:
     """Stream of one event's entries no subscriber job could be made for, each
     with the subscriber and the reason (same hash tag as the event's stream)."""
     return f"{prefix}:{{{prefix}:event:{event}}}:dead"
+
+
+def paused(prefix: str, queue: str) -> str:
+    """String "1" while the queue is paused: claim_jobs.lua claims nothing from it."""
+    return f"{_tag(prefix, queue)}:paused"
+
+
+def stats_prefix(prefix: str, queue: str) -> str:
+    """Key prefix of the queue's outcome counters; finish_jobs.lua appends
+    ``m:<minute>`` or ``h:<hour>`` (epoch minutes or hours)."""
+    return f"{_tag(prefix, queue)}:stats:"
+
+
+def stats_minute(prefix: str, queue: str, minute: int) -> str:
+    """Hash of outcome counts recorded in one epoch minute (field per outcome)."""
+    return f"{stats_prefix(prefix, queue)}m:{minute}"
+
+
+def stats_hour(prefix: str, queue: str, hour: int) -> str:
+    """Hash of outcome counts recorded in one epoch hour (field per outcome)."""
+    return f"{stats_prefix(prefix, queue)}h:{hour}"
+
+
+def lost_workers(prefix: str) -> str:
+    """Sorted set of worker ids whose heartbeat expired, scored by that expiry ms;
+    kept for an hour (the admin's "lost workers")."""
+    return f"{prefix}:workers:lost"

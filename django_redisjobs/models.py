@@ -1,5 +1,7 @@
-"""The app's one table: the outbox, where jobs wait for their transaction's commit
-to be relayed to Redis (``REDISJOBS["OUTBOX"]``; see docs/transactions.md)."""
+"""The app's models: the outbox table, where jobs wait for their transaction's
+commit to be relayed to Redis (``REDISJOBS["OUTBOX"]``; see docs/transactions.md),
+and an unmanaged placeholder that gives the admin console its entry and its
+permissions."""
 
 from django.db import models
 
@@ -30,3 +32,22 @@ class OutboxEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} ({self.queue})"
+
+
+class JobConsole(models.Model):
+    """Stands for the jobs in Redis in the admin and in permissions.
+
+    ``view`` opens the console's pages; ``change`` allows retry, cancel, pause,
+    resume and running a cron entry now; ``delete`` allows deleting finished jobs,
+    purging dead ones and emptying a queue. Nothing is ever stored in the
+    database: the jobs live in Redis.
+    """
+
+    class Meta:
+        managed = False
+        default_permissions = ("view", "change", "delete")
+        verbose_name = "job"
+        verbose_name_plural = "jobs"
+
+    def __str__(self) -> str:
+        return "jobs in Redis"

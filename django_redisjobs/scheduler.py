@@ -13,6 +13,7 @@ before recovering anything, which gives live holders that time to renew their
 leases or record their outcomes first (`note_contact`).
 """
 
+import dataclasses
 import logging
 import threading
 from collections import defaultdict
@@ -23,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from .conf import Settings
 from .cron import CronEntry, parse_schedule, slot_job_id
 from .exceptions import UnknownBackgroundFunction
-from .job import Job, from_ms, to_ms
+from .job import Job, from_ms, new_job_id, to_ms
 from .policy import JobDefaults, JobOptions, resolve_options
 from .queue import EnqueueRequest, JobStore
 from .registry import FunctionSpec, Registry, registry
@@ -312,3 +313,25 @@ def _request(target: _Target, fire_time: datetime, now_ms: int) -> EnqueueReques
         run_at=fire_time,
     )
     return EnqueueRequest(job, args_json, kwargs_json)
+
+
+def run_entry_now(
+    entry: CronEntry, functions: Registry, store: JobStore, now_ms: int
+) -> str:
+    """Enqueue one extra job of `entry` now; its schedule is not changed.
+
+    The job gets a fresh id (not a fire time's), so it never stands in for a
+    scheduled run. Returns its id; raises `UnknownBackgroundFunction` when the
+    entry's function cannot be loaded, and `RedisUnavailable`.
+    """
+    target = _target(entry, functions, store)
+    if target is None:
+        raise UnknownBackgroundFunction(
+            f"Cron entry {entry.name!r} names {entry.function!r}, which is not a "
+            "background function."
+        )
+    slot = _request(target, from_ms(now_ms) or _EPOCH, now_ms)
+    job = dataclasses.replace(slot.job, id=new_job_id(now_ms), run_at=None)
+    store.add_known_queues([job.queue])
+    store.enqueue([dataclasses.replace(slot, job=job)], now_ms)
+    return job.id

@@ -31,6 +31,10 @@ SCRIPT_NAMES = (
     "claim_cron_slot",
     "forget_cron_entries",
     "check_access",
+    "retry_jobs",
+    "delete_jobs",
+    "drop_ready",
+    "set_progress",
 )
 
 
@@ -246,6 +250,23 @@ class Scripts:
             f"{name}: {reason}"
             for name, reason in zip(reply[::2], reply[1::2], strict=True)
         ]
+
+    def retry_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[int]:
+        """Retry ended jobs; per job 1 retried, 0 not retryable now, -1 missing."""
+        return parse_codes(self._run("retry_jobs", keys, args))
+
+    def delete_jobs(self, keys: Sequence[str], args: Sequence[Any]) -> list[int]:
+        """Delete ended jobs; per job 1 deleted, 0 not ended, -1 missing."""
+        return parse_codes(self._run("delete_jobs", keys, args))
+
+    def drop_ready(self, keys: Sequence[str], args: Sequence[Any]) -> tuple[int, int]:
+        """Delete ready jobs from the head; (ids taken off, hashes deleted)."""
+        taken, deleted = self._run("drop_ready", keys, args)
+        return int(taken), int(deleted)
+
+    def set_progress(self, keys: Sequence[str], args: Sequence[Any]) -> bool:
+        """Store progress while the attempt holds the lease; False when not."""
+        return int(self._run("set_progress", keys, args)) == 1
 
 
 def parse_cron_claim(reply: Sequence[Any]) -> CronClaim:

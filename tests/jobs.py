@@ -114,3 +114,27 @@ def touch_file_when_released(path: str, release: str, timeout_s: float = 30.0) -
 @background(max_attempts=2)
 def exits_process(code: int) -> None:
     raise SystemExit(code)
+
+
+@background(max_attempts=1)
+def reports_progress(steps: int) -> str:
+    job = current_job()
+    for step in range(1, steps + 1):
+        job.set_progress(step / steps, f"step {step} of {steps}")
+    return "done"
+
+
+@background(max_attempts=1)
+def fails_until_file_exists(path: str) -> str:
+    """Fails until `path` exists: a dead job that a retry can bring through."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is not there yet")
+    return "found it"
+
+
+@background(max_attempts=1)
+def half_then_waits(timeout_s: float = 20.0) -> str:
+    """Reports half its progress, then waits for `gate` before it finishes."""
+    current_job().set_progress(0.5, "half way")
+    gate.wait(timeout_s)
+    return "finished"

@@ -32,7 +32,7 @@ from django_redisjobs.job import (
     priority_score,
 )
 from django_redisjobs.queue import WORKER_LOST, Cancelled, EnqueueRequest, Outcome
-from django_redisjobs.queue.claims import claim_jobs_keys
+from django_redisjobs.queue.claims import claim_jobs_keys, finish_jobs_keys
 from django_redisjobs.scripts import (
     PRELUDE,
     SCRIPT_NAMES,
@@ -261,7 +261,7 @@ def test_a_script_error_names_the_script_file_and_its_line(
     with pytest.raises(ResponseError, match="WRONGTYPE") as raised:
         redisjobs.store.scripts.claim_jobs(
             [key(redisjobs, k) for k in ("ready", "prioritized", "active", "marker")]
-            + [keys.job_prefix(p, Q)],
+            + [keys.job_prefix(p, Q), keys.paused(p, Q)],
             [NOW, NOW + LEASE_MS, "w1", 10, DEFAULT_PRIORITY_BOUND],
         )
     match = re.search(r"\(claim_jobs\.lua line (\d+)\)$", str(raised.value))
@@ -835,7 +835,7 @@ def test_finish_requeued_puts_job_back_at_head_and_gives_the_attempt_back(
 ) -> None:
     first, second = add(redisjobs, 2)
     claim(redisjobs, 1)
-    redisjobs.store.set_progress(first, Q, 0.6)
+    assert redisjobs.store.set_progress(first, Q, ("w1", 1), 0.6)
     assert stored(redisjobs, first)["progress"] == "0.6"
     redisjobs.client.delete(key(redisjobs, "marker"))
     assert finish(redisjobs, first, "requeued") == 1
@@ -916,17 +916,7 @@ def test_finish_maps_codes_back_to_outcomes_across_queues(
 def test_finish_jobs_wrapper_returns_one_code_per_job(redisjobs: RedisJobs) -> None:
     job_id = _claimed(redisjobs)
     p = redisjobs.prefix
-    script_keys = [
-        keys.active(p, Q),
-        keys.scheduled(p, Q),
-        keys.succeeded(p, Q),
-        keys.dead(p, Q),
-        keys.cancelled(p, Q),
-        keys.ready(p, Q),
-        keys.prioritized(p, Q),
-        keys.marker(p, Q),
-        keys.job_prefix(p, Q),
-    ]
+    script_keys = list(finish_jobs_keys(p, Q))
     args: list[object] = [NOW + 1, "w1", keys.job_channel_prefix(p, Q)]
     args += [job_id, 1, "succeeded", 0, TTL_MS, "3", "", "", ""]
     args += ["missing", 1, "succeeded", 0, TTL_MS, "3", "", "", ""]

@@ -426,10 +426,25 @@ def test_wait_then_claim_wakes_on_any_queue_and_consumes_its_marker(
     assert not redisjobs.client.exists(keys.marker(redisjobs.prefix, Q))
 
 
-def test_set_progress_stores_the_fraction(redisjobs: RedisJobs) -> None:
+def test_set_progress_stores_the_fraction_while_the_attempt_holds_the_lease(
+    redisjobs: RedisJobs,
+) -> None:
     (job_id,) = add(redisjobs)
-    redisjobs.store.set_progress(job_id, Q, 0.25)
-    assert redisjobs.store.get(job_id, Q).progress == 0.25
+    assert not redisjobs.store.set_progress(job_id, Q, ("w1", 1), 0.1)  # queued
+    redisjobs.store.claim(Q, "w1", 1, NOW, 60_000)
+    assert not redisjobs.store.set_progress(job_id, Q, ("w2", 1), 0.1)  # not its
+    assert not redisjobs.store.set_progress(job_id, Q, ("w1", 2), 0.1)  # old try
+    assert redisjobs.store.set_progress(job_id, Q, ("w1", 1), 0.25, "a quarter")
+    job = redisjobs.store.get(job_id, Q)
+    assert (job.progress, job.progress_message) == (0.25, "a quarter")
+
+
+def test_set_progress_never_makes_a_gone_hash_again(redisjobs: RedisJobs) -> None:
+    (job_id,) = add(redisjobs)
+    redisjobs.store.claim(Q, "w1", 1, NOW, 60_000)
+    redisjobs.client.delete(keys.job(redisjobs.prefix, Q, job_id))
+    assert not redisjobs.store.set_progress(job_id, Q, ("w1", 1), 0.5)
+    assert not redisjobs.client.exists(keys.job(redisjobs.prefix, Q, job_id))
 
 
 def test_end_channel_is_the_channel_the_scripts_publish_on(

@@ -191,18 +191,28 @@ class SentinelGroup(Started):
         self.primary.kill()
 
     def wait_for_failover(self, timeout_s: float = 30.0) -> None:
-        """Until the sentinels name the replica as the primary, and it accepts
-        writes."""
+        """Until every sentinel names the replica as the primary and sees it up
+        (what a client's discovery asks), and the replica accepts writes."""
         assert self.replica is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError, RuntimeError):
-                if self.primary_port() == self.replica.port:
+            with contextlib.suppress(redis.RedisError):
+                if all(self._sees_replica_as_primary(p) for p in self.sentinel_ports):
                     with self.replica.client() as client:
                         if client.role()[0] == "master":
                             return
             time.sleep(0.1)
         raise RuntimeError("the sentinels did not fail over in time")
+
+    def _sees_replica_as_primary(self, port: int) -> bool:
+        assert self.replica is not None
+        state = self._sentinel(port).sentinel_master(SERVICE)
+        return (
+            int(state["port"]) == self.replica.port
+            and state["is_master"]
+            and not state["is_sdown"]
+            and not state["is_odown"]
+        )
 
     def close(self) -> None:
         for process in self.processes:

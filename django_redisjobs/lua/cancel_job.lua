@@ -8,6 +8,8 @@
 -- KEYS[6]  {p:q}:unique:       prefix of the queue's unique locks (see
 --                              enqueue_jobs.lua); only used for a job that has a
 --                              unique_key
+-- KEYS[7]  {p:q}:retrying      zset indexing retrying ids (redis.pcall: a damaged
+--                              index never fails the call)
 -- ARGV[1]  job id (string)
 -- ARGV[2]  now_ms (int, epoch ms)
 -- ARGV[3]  ttl_ms (int): lifetime of the cancelled hash when the job's
@@ -51,6 +53,7 @@ if status == 'queued' then
 elseif status == 'scheduled' or status == 'retrying' then
     check_types(KEYS[4], 'zset', KEYS[5], 'zset')
     redis.call('ZREM', KEYS[4], job_id)
+    redis.pcall('ZREM', KEYS[7], job_id)
 else
     -- succeeded, dead or cancelled: an ended job stays as it ended.
     return 0

@@ -6,6 +6,7 @@
 -- KEYS[3]  {p:q}:active        zset of claimed job ids, score = lease deadline ms
 -- KEYS[4]  {p:q}:marker        zset that wakes blocked workers
 -- KEYS[5]  {p:q}:job:          prefix of the queue's job hashes (see enqueue_jobs.lua)
+-- KEYS[6]  {p:q}:paused        string that exists while the queue is paused
 -- ARGV[1]  now_ms (int, epoch ms)
 -- ARGV[2]  lease_deadline_ms (int, epoch ms)
 -- ARGV[3]  worker id (string)
@@ -26,6 +27,10 @@
 -- limit, so the work stays bounded. The move is atomic: a claimed id is never in
 -- neither the queue nor the active set.
 --
+-- A paused queue (KEYS[6] exists) gives an empty reply and nothing changes: its
+-- jobs stay ready until it is resumed. Resuming sets the marker again, so a
+-- worker whose blocking wait popped the marker meanwhile wakes at once.
+--
 -- Fails: a queue key (KEYS[1] to KEYS[3]) of the wrong type, which only a hand
 -- write makes, raises WRONGTYPE before anything changes: they are read first. The
 -- marker (KEYS[4]) is deleted before it is set again, so its type never matters.
@@ -41,6 +46,11 @@ local worker_id = ARGV[3]
 local limit = tonumber(ARGV[4])
 local bound = tonumber(ARGV[5])
 local after_wait = ARGV[6] == '1'
+
+-- A paused queue keeps its jobs; one EXISTS is all a claim pays for pausing.
+if redis.call('EXISTS', KEYS[6]) == 1 then
+    return {}
+end
 
 -- Reads of the queue's keys come first: each fails on a key of the wrong type
 -- before anything changed. KEYS[3] is read only for that check.

@@ -12,6 +12,11 @@
 -- KEYS[10] {p:q}:unique:       prefix of the queue's unique locks (see
 --                              enqueue_jobs.lua); only used for a job that has a
 --                              unique_key
+-- KEYS[11] {p:q}:stats:        prefix of the queue's outcome counters: the
+--                              script appends m:<epoch minute> and h:<epoch hour>
+-- KEYS[12] {p:q}:retrying      zset of retrying job ids, score = due ms: an index
+--                              of KEYS[2]'s retrying members (redis.pcall: a
+--                              damaged index never fails the call)
 -- ARGV[1]  now_ms (int, epoch ms)
 -- ARGV[2]  worker id (string): only this worker's claims are recorded
 -- ARGV[3]  channel prefix (string): PUBLISH to it plus the id when a job ends
@@ -21,6 +26,12 @@
 --   due_ms (int, retrying only); ttl_ms (int, hash lifetime once ended; when not
 --   above 0, the job's result_ttl_ms field is used);
 --   result (JSON, succeeded only); error class; error message; traceback
+--
+-- Every outcome but "requeued" is counted in the hashes of the current minute and
+-- hour (a field per outcome: succeeded, retrying, dead, cancelled), one HINCRBY
+-- per outcome and bucket for the whole call; a bucket gets its TTL (2 hours for a
+-- minute, 25 hours for an hour) when the call creates its field. The counters
+-- are written last, with redis.pcall: a damaged counter key never fails a call.
 --
 -- Every outcome but "requeued" appends the attempt to the job's `history` field
 -- (see add_attempt in _prelude.lua).
@@ -56,6 +67,10 @@ local wake = false
 -- per set for the whole call, not per job.
 local unleased = {}
 local finished = {}
+-- Outcome -> how many of this call's jobs ended so (the per-minute counters).
+local counted = {}
+local MINUTE_TTL_MS = 7200000
+local HOUR_TTL_MS = 90000000
 
 -- End a job: `fields` (name, value pairs) are written with its status in one HSET;
 -- `held` is what the job's HMGET read (see below).
@@ -120,6 +135,7 @@ while i <= #ARGV do
             errors[#errors + 1] = 'run_at_ms'
             errors[#errors + 1] = due_ms
             redis.call('ZADD', KEYS[2], due_ms, job_id)
+            redis.pcall('ZADD', KEYS[12], due_ms, job_id)
             redis.call('HSET', job_key, unpack(errors))
         elseif outcome == 'dead' then
             ended(job_key, job_id, 'dead', ttl_ms, KEYS[4], errors, held)
@@ -131,6 +147,9 @@ while i <= #ARGV do
             redis.call('HSET', job_key, 'status', 'queued', 'worker', '',
                 'attempts', tonumber(attempt) - 1, 'progress', '0')
             wake = true
+        end
+        if outcome ~= 'requeued' then
+            counted[outcome] = (counted[outcome] or 0) + 1
         end
         results[#results + 1] = 1
     end
@@ -145,5 +164,18 @@ for set_key, members in pairs(finished) do
 end
 if wake then
     redis.call('ZADD', KEYS[8], 0, 'ready')
+end
+-- The counters are for the admin's chart: the outcomes above are already written.
+local minute_key = KEYS[11] .. 'm:' .. string.format('%.0f', math.floor(now_ms / 60000))
+local hour_key = KEYS[11] .. 'h:' .. string.format('%.0f', math.floor(now_ms / 3600000))
+for outcome, n in pairs(counted) do
+    -- A reply equal to n means this call created the field: the bucket is new
+    -- (or gained its first such outcome), so it gets its TTL now.
+    if redis.pcall('HINCRBY', minute_key, outcome, n) == n then
+        redis.pcall('PEXPIRE', minute_key, MINUTE_TTL_MS)
+    end
+    if redis.pcall('HINCRBY', hour_key, outcome, n) == n then
+        redis.pcall('PEXPIRE', hour_key, HOUR_TTL_MS)
+    end
 end
 return results

@@ -5,6 +5,9 @@
 -- KEYS[3]  {p:q}:prioritized   zset of ready job ids at other priorities
 -- KEYS[4]  {p:q}:marker        zset that wakes blocked workers
 -- KEYS[5]  {p:q}:job:          prefix of the queue's job hashes (see enqueue_jobs.lua)
+-- KEYS[6]  {p:q}:retrying      zset indexing the retrying ids of KEYS[1]: every id
+--                              leaving KEYS[1] leaves it too (redis.pcall: a
+--                              damaged index never fails the call)
 -- ARGV[1]  now_ms (int, epoch ms)
 -- ARGV[2]  limit (int >= 1): the most jobs to move in this call
 --
@@ -38,6 +41,7 @@ end
 if #due > 0 then
     check_types(KEYS[2], 'list', KEYS[3], 'zset', KEYS[4], 'zset')
     redis.call('ZREM', KEYS[1], unpack(due))
+    redis.pcall('ZREM', KEYS[6], unpack(due))
     for _, job in ipairs(ready) do
         redis.call('HSET', KEYS[5] .. job[1], 'status', 'queued')
         push_ready(KEYS[2], KEYS[3], job[1], job[2], false)

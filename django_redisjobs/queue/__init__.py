@@ -7,8 +7,10 @@ state machine.
 
 `JobStore` is composed of parts, one module per concept: `enqueueing` (storing new
 jobs), `claims` (claims, outcomes and leases), `recovery` (promotion of due jobs,
-recovery of lost ones, trimming), `reads` (jobs and paged listings), `control`
-(cancel, cancel flag, progress), `workers` (the worker registry) and `cron_state`.
+recovery of lost ones, trimming), `reads` (jobs and paged listings),
+`console_reads` (the admin's bounded reads: summaries, rows, workers, counters),
+`control` (cancel, cancel flag, progress), `operations` (retry, bulk cancel,
+delete, purge, empty, pause), `workers` (the worker registry) and `cron_state`.
 `records` holds the values they take and return. Each script's KEYS list is built
 by a `<script>_keys` function in the module of the method that calls the script.
 
@@ -27,6 +29,14 @@ as `Damaged`. docs/internals.md has the table per method.
 
 from ..job import JobStatus
 from ..scripts import CronClaim, Recovered
+from .console_reads import (
+    FILTER_WINDOW,
+    HeldJob,
+    JobRow,
+    QueueSummary,
+    ServerInfo,
+    WorkerRecord,
+)
 from .control import EndWatch
 from .records import (
     QUEUE_NAME_REFRESH_MS,
@@ -46,6 +56,7 @@ from .records import (
 from .store import JobStore, get_store
 
 __all__ = [
+    "FILTER_WINDOW",
     "QUEUE_NAME_REFRESH_MS",
     "WORKER_LOST",
     "Cancelled",
@@ -55,14 +66,19 @@ __all__ = [
     "DurabilityProblem",
     "EndWatch",
     "EnqueueRequest",
+    "HeldJob",
+    "JobRow",
     "JobState",
     "JobStatus",
     "JobStore",
     "Outcome",
     "Persistence",
     "Placed",
+    "QueueSummary",
     "Recovered",
     "StreamEntry",
+    "ServerInfo",
     "WorkerInfo",
+    "WorkerRecord",
     "get_store",
 ]

@@ -29,6 +29,7 @@ def claim_jobs_keys(prefix: str, queue: str) -> tuple[str, ...]:
         keys.active(prefix, queue),
         keys.marker(prefix, queue),
         keys.job_prefix(prefix, queue),
+        keys.paused(prefix, queue),
     )
 
 
@@ -46,6 +47,8 @@ def finish_jobs_keys(prefix: str, queue: str) -> tuple[str, ...]:
         keys.marker(prefix, queue),
         keys.job_prefix(prefix, queue),
         keys.unique_prefix(prefix, queue),
+        keys.stats_prefix(prefix, queue),
+        keys.retrying(prefix, queue),
     )
 
 

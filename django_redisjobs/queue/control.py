@@ -1,5 +1,6 @@
 """Job control: cancelling a job, and what a running job reads and writes about
-itself (its cancel flag, its progress, the channel its end is announced on)."""
+itself (its cancel flag, its progress, the channel its end and its progress are
+announced on)."""
 
 from redis.client import PubSub
 
@@ -19,6 +20,7 @@ def cancel_job_keys(prefix: str, queue: str, job_id: str) -> tuple[str, ...]:
         keys.scheduled(prefix, queue),
         keys.cancelled(prefix, queue),
         keys.unique_prefix(prefix, queue),
+        keys.retrying(prefix, queue),
     )
 
 
@@ -56,9 +58,30 @@ class ControlOps(StoreBase):
         return flag == "1"
 
     @redis_call("Could not store progress in Redis")
-    def set_progress(self, job_id: str, queue: str, fraction: float) -> None:
-        """Store a running job's progress (0 to 1)."""
-        self.client.hset(keys.job(self.prefix, queue, job_id), "progress", fraction)
+    def set_progress(
+        self,
+        job_id: str,
+        queue: str,
+        holder: tuple[str, int],
+        fraction: float,
+        message: str = "",
+    ) -> bool:
+        """Store a running job's progress (0 to 1) and message, and announce it on
+        the job's channel, while `holder` (worker id, attempt) still holds its
+        lease. False, with nothing written, once it does not: an expired or
+        deleted hash is never made again, and an ended attempt writes nothing.
+        """
+        worker_id, attempt = holder
+        return self.scripts.set_progress(
+            (keys.job(self.prefix, queue, job_id),),
+            [
+                worker_id,
+                attempt,
+                repr(float(fraction)),
+                message,
+                keys.job_channel(self.prefix, queue, job_id),
+            ],
+        )
 
     def end_channel(self, job_id: str, queue: str) -> str:
         """The pub/sub channel on which the job's end is announced (no I/O)."""

@@ -19,6 +19,7 @@ def promote_due_keys(prefix: str, queue: str) -> tuple[str, ...]:
         keys.prioritized(prefix, queue),
         keys.marker(prefix, queue),
         keys.job_prefix(prefix, queue),
+        keys.retrying(prefix, queue),
     )
 
 

@@ -3,10 +3,11 @@
 from ..conf import get_settings
 from ..connection import get_connection
 from .claims import ClaimOps
+from .console_reads import ConsoleReads
 from .control import ControlOps
 from .cron_state import CronOps
 from .enqueueing import EnqueueOps
-from .reads import ReadOps
+from .operations import OperatorOps
 from .recovery import RecoveryOps
 from .streams import StreamOps
 from .workers import WorkerOps
@@ -16,8 +17,9 @@ class JobStore(
     EnqueueOps,
     ClaimOps,
     RecoveryOps,
-    ReadOps,
+    ConsoleReads,
     ControlOps,
+    OperatorOps,
     WorkerOps,
     CronOps,
     StreamOps,
@@ -25,7 +27,8 @@ class JobStore(
     """Job storage in one Redis, under one key prefix.
 
     Each part lives in a sibling module named for what it does to jobs (see the
-    package docstring); each multi-key transition is one Lua script call.
+    package docstring; `ConsoleReads` extends `ReadOps` with the console's
+    bounded listings); each multi-key transition is one Lua script call.
     """
 
 

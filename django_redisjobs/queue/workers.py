@@ -3,7 +3,7 @@ the server says about keeping jobs."""
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -12,6 +12,8 @@ from .base import StoreBase, redis_call
 from .records import REDIS_ERRORS, Persistence, WorkerInfo
 
 _PROBE_KINDS = ("string", "hash", "list", "zset", "set")
+#: How long the ids of workers whose heartbeat expired are kept.
+LOST_WORKERS_KEPT_MS = 3_600_000
 
 
 class WorkerOps(StoreBase):
@@ -42,10 +44,36 @@ class WorkerOps(StoreBase):
 
     @redis_call("Could not trim workers in Redis")
     def trim_workers(self, now_ms: int) -> int:
-        """Drop workers whose heartbeat expired (their hashes expire by themselves)."""
-        return int(
-            self.client.zremrangebyscore(keys.workers(self.prefix), "-inf", now_ms)
+        """Drop workers whose heartbeat expired (their hashes expire by themselves)
+        and keep their ids (at most 1000 per call) an hour in the lost-workers set
+        for the admin. Returns how many were dropped.
+
+        A worker whose heartbeat arrives between the read and the removal stays
+        registered, though it may be listed as lost once.
+        """
+        workers_key = keys.workers(self.prefix)
+        lost_key = keys.lost_workers(self.prefix)
+        expired = cast(
+            list[tuple[str, float]],
+            self.client.zrange(
+                workers_key,
+                "-inf",
+                now_ms,
+                byscore=True,
+                offset=0,
+                num=1000,
+                withscores=True,
+            ),
         )
+        with self.client.pipeline(transaction=False) as pipe:
+            # By score, not by the ids read: a worker whose heartbeat came in
+            # since the read has a later score and stays.
+            pipe.zremrangebyscore(workers_key, "-inf", now_ms)
+            if expired:
+                pipe.zadd(lost_key, dict(expired))
+            pipe.zremrangebyscore(lost_key, "-inf", now_ms - LOST_WORKERS_KEPT_MS)
+            dropped, *_ = pipe.execute()
+        return int(dropped)
 
     @redis_call("Could not unregister the worker in Redis")
     def unregister_worker(self, worker_id: str) -> None:

@@ -325,7 +325,13 @@ class Worker:
         now_ms = self.clock()
         if self.scheduler is not None:
             self.scheduler.tick(now_ms)
-        if any(self.store.counts(q)[JobState.QUEUED] for q in self.config.queues):
+        # A paused queue's ready jobs are not work this worker may do.
+        paused = self.store.paused_queues(self.config.queues)
+        if any(
+            self.store.counts(q)[JobState.QUEUED]
+            for q in self.config.queues
+            if q not in paused
+        ):
             return False
         due_ms = self.scheduler.next_due_ms if self.scheduler is not None else -1
         if due_ms != -1 and due_ms - now_ms <= duration_ms(self.config.idle_wait):

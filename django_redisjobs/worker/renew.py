@@ -38,9 +38,9 @@ class Heartbeat:
     def send(self) -> None:
         now = self.clock()
         self.store.renew_leases(self.ledger.held_by_queue(), now + self.lease_ms)
-        self.store.heartbeat(
-            self.info, now + self.lease_ms, self.ledger.counts().by_status
-        )
+        # Outcome counts, and how many jobs it holds now (for the admin).
+        stats = {**self.ledger.counts().by_status, "held": len(self.ledger.held_ids())}
+        self.store.heartbeat(self.info, now + self.lease_ms, stats)
 
 
 class Renewer:

@@ -166,7 +166,10 @@ def crunch_numbers(n: int) -> int:
         primes += sum(map(_is_prime, range(start, min(start + step, n + 1))))
         time.sleep(CRUNCH_STEP_PAUSE_S)
         if job is not None:
-            job.set_progress((index + 1) / CRUNCH_STEPS)
+            job.set_progress(
+                (index + 1) / CRUNCH_STEPS,
+                f"slice {index + 1} of {CRUNCH_STEPS}: {primes} primes so far",
+            )
     logger.info("crunched n=%d primes=%d", n, primes)
     return primes
 
