@@ -1,0 +1,241 @@
+"""django.tasks values to and from jobs: a `Task` call as a job, a job as a
+`TaskResult`.
+
+A job carries everything a `TaskResult` reports: its status, its times, its
+arguments and result as JSON, the full error of its last failed attempt, and its
+ended attempts in `Job.history` (worker, times, error class and message). The
+attempt running now is not in the history yet: the claim's `worker` and
+`started_at` describe it. Only the backend (`tasks_backend`) and the worker-side
+runner (`task_runs`) use this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import django
+
+try:
+    from django.tasks import Task, TaskResult, TaskResultStatus
+    from django.tasks.base import TaskError
+except ImportError as err:  # Django < 6.0 has no django.tasks
+    raise ImportError(
+        "django_redisjobs.tasks_backend needs Django 6.0 or newer (django.tasks); "
+        f"this is Django {django.get_version()}. The rest of django_redisjobs "
+        "works without it."
+    ) from err
+from django.utils import timezone
+
+from .conf import Settings
+from .job import Attempt, Job, JobError, JobStatus, from_ms, new_job_id, now_epoch_ms
+from .job import duration_ms as ms_of
+from .policy import JobOptions, resolve_options
+from .queue import EnqueueRequest
+from .registry import FunctionSpec
+from .serialization import canonical, encode_arguments
+from .validation import run_at_ms
+
+_STATUSES = {
+    JobStatus.PENDING: TaskResultStatus.READY,
+    JobStatus.QUEUED: TaskResultStatus.READY,
+    JobStatus.SCHEDULED: TaskResultStatus.READY,
+    JobStatus.RETRYING: TaskResultStatus.READY,
+    JobStatus.ACTIVE: TaskResultStatus.RUNNING,
+    JobStatus.SUCCEEDED: TaskResultStatus.SUCCESSFUL,
+    # Django has no "cancelled": a cancelled task did not succeed.
+    JobStatus.DEAD: TaskResultStatus.FAILED,
+    JobStatus.CANCELLED: TaskResultStatus.FAILED,
+}
+_FINISHED = frozenset({TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED})
+
+
+def request_for(
+    task: Task[Any, Any],
+    spec: FunctionSpec,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    settings: Settings,
+) -> EnqueueRequest:
+    """The job for one call of `task`, with `spec`'s options (the alias's OPTIONS
+    over ``REDISJOBS``) and the task's queue, priority and ``run_after``.
+
+    `args` and `kwargs` are already normalised as Django normalises them; what
+    JSON still cannot carry unchanged (a key that is not a str, NaN) raises
+    `SerializationError`, and a ``run_after`` more than a century ahead
+    `InvalidJob`.
+    """
+    args_json, kwargs_json = encode_arguments(args, kwargs)
+    defaults = resolve_options(
+        spec, JobOptions(queue=task.queue_name, priority=task.priority), settings
+    )
+    now_ms = now_epoch_ms()
+    run_after = task.run_after
+    if run_after is not None and timezone.is_naive(run_after):
+        # Django accepts a naive run_after when USE_TZ is False: local time.
+        run_after = timezone.make_aware(run_after)
+    start_ms = run_at_ms(None, run_after, now_ms)
+    unique_key, unique_until = "", None
+    if defaults.unique:
+        digest = hashlib.sha256(canonical([args, kwargs]).encode()).hexdigest()
+        unique_key = f"{spec.name}:{digest}"
+        if defaults.unique_for is not None:
+            unique_until = from_ms(now_ms + ms_of(defaults.unique_for))
+    job = Job(
+        id=new_job_id(now_ms),
+        func=spec.name,
+        queue=defaults.queue,
+        args=list(args),
+        kwargs=dict(kwargs),
+        status=JobStatus.SCHEDULED if start_ms > now_ms else JobStatus.QUEUED,
+        priority=defaults.priority,
+        max_attempts=defaults.max_attempts,
+        timeout=defaults.timeout,
+        result_ttl=defaults.result_ttl,
+        enqueued_at=from_ms(now_ms),
+        # Kept even when already due, so the task read back has its run_after.
+        run_at=from_ms(start_ms) if run_after is not None else None,
+        unique_key=unique_key,
+        unique_until=unique_until,
+    )
+    return EnqueueRequest(job, args_json, kwargs_json, False)
+
+
+def task_like(
+    task: Task[Any, Any], job: Job, alias: str | None = None
+) -> Task[Any, Any]:
+    """`task` with the queue, priority and ``run_after`` `job` was enqueued with
+    (and the backend `alias`, when given).
+
+    Built without ``Task.__post_init__``: the backend validated these values when
+    the job was enqueued, perhaps through another alias whose QUEUES this task's
+    own alias would refuse.
+    """
+    changes = {
+        "queue_name": job.queue,
+        "priority": job.priority,
+        "run_after": job.run_at,
+        "backend": alias or task.backend,
+    }
+    if all(getattr(task, name) == value for name, value in changes.items()):
+        return task
+    copy = object.__new__(type(task))
+    for field in dataclasses.fields(task):
+        value = changes.get(field.name, getattr(task, field.name))
+        object.__setattr__(copy, field.name, value)
+    return copy
+
+
+def task_result(task: Task[Any, Any], job: Job, alias: str) -> TaskResult[Any, Any]:
+    """`job` as it stands, as the `TaskResult` of `task` on backend `alias`."""
+    history = job.history
+    running = job.status is JobStatus.ACTIVE
+    status = _STATUSES[job.status]
+    result = _result(
+        task,
+        job,
+        alias,
+        status,
+        history,
+        running=running,
+        errors=errors_of(job, history),
+    )
+    if status is TaskResultStatus.SUCCESSFUL:
+        object.__setattr__(result, "_return_value", job.result)
+    return result
+
+
+def ended_result(
+    task: Task[Any, Any],
+    job: Job,
+    alias: str,
+    outcome: JobStatus,
+    value: Any,
+    error: JobError | None,
+) -> TaskResult[Any, Any]:
+    """The `TaskResult` once the running attempt of `job` (as claimed) ends with
+    `outcome`: SUCCESSFUL with `value`, READY for a retry to come, else FAILED.
+    """
+    history = job.history
+    errors = errors_of(job, history)
+    if error is not None:
+        errors.append(_task_error(error.exc_class, error.traceback, error.message))
+    result = _result(
+        task, job, alias, _STATUSES[outcome], history, running=True, errors=errors
+    )
+    if outcome is JobStatus.SUCCEEDED:
+        object.__setattr__(result, "_return_value", value)
+    return result
+
+
+def _result(
+    task: Task[Any, Any],
+    job: Job,
+    alias: str,
+    status: TaskResultStatus,
+    history: list[Attempt],
+    *,
+    running: bool,
+    errors: list[TaskError],
+) -> TaskResult[Any, Any]:
+    """`running`: the claim's attempt counts (it is not in `history` yet)."""
+    worker_ids = [attempt.worker for attempt in history]
+    last_started = history[-1].started_at if history else None
+    if running:
+        worker_ids.append(job.worker)
+        last_started = job.started_at
+    first_started = history[0].started_at if history else last_started
+    finished_at = _finished_at(job, status)
+    return TaskResult(
+        task=task,
+        id=job.id,
+        status=status,
+        enqueued_at=job.enqueued_at,
+        started_at=first_started,
+        finished_at=finished_at,
+        last_attempted_at=last_started,
+        args=job.args,
+        kwargs=job.kwargs,
+        backend=alias,
+        errors=errors,
+        worker_ids=worker_ids,
+    )
+
+
+def _finished_at(job: Job, status: TaskResultStatus) -> datetime | None:
+    if status not in _FINISHED:
+        return None
+    # An attempt that ends now (ended_result) has no stored finish time yet.
+    return job.finished_at or timezone.now()
+
+
+def errors_of(job: Job, history: list[Attempt]) -> list[TaskError]:
+    """One `TaskError` per failed attempt in `history`, oldest first.
+
+    The job keeps the full traceback of its last failure only; earlier ones give
+    their class and message (cut to 200 bytes) in the traceback's place.
+    """
+    failed = [attempt for attempt in history if attempt.error_class]
+    errors = [
+        _task_error(attempt.error_class, "", attempt.error_message)
+        for attempt in failed
+    ]
+    last = job.error
+    if last is None:
+        return errors
+    if errors and failed[-1].error_class == last.exc_class:
+        errors[-1] = _task_error(last.exc_class, last.traceback, last.message)
+    elif not errors and job.status in (JobStatus.DEAD, JobStatus.CANCELLED):
+        # Ended without a recorded attempt (it could not start): its error.
+        errors.append(_task_error(last.exc_class, last.traceback, last.message))
+    return errors
+
+
+def _task_error(exc_class: str, traceback: str, message: str) -> TaskError:
+    return TaskError(
+        exception_class_path=exc_class,
+        traceback=traceback or f"{exc_class}: {message}\n",
+    )
