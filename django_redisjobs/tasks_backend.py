@@ -19,6 +19,7 @@ newer: on 5.2 importing this module raises `ImportError`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -42,6 +43,7 @@ except ImportError as err:  # Django < 6.0 has no django.tasks
 from django.apps import apps
 from django.core import checks
 from django.db import DEFAULT_DB_ALIAS, transaction
+from django.utils import timezone
 from django.utils.json import normalize_json
 
 from .conf import Problem, get_settings, raw_settings, validate
@@ -52,7 +54,7 @@ from .exceptions import (
     UnknownBackgroundFunction,
 )
 from .handle import JobHandle
-from .job import Job, JobStatus
+from .job import MAX_DURATION, Job, JobStatus
 from .keys import is_safe_name
 from .queue import get_store
 from .registry import FunctionSpec, autodiscover, registry
@@ -100,6 +102,11 @@ class RedisJobsBackend(BaseTaskBackend):
             raise InvalidTask(
                 f"Queue {task.queue_name!r} is not a valid queue name; use letters, "
                 "digits, '_', '.' and '-' only."
+            )
+        if task.run_after is not None and _too_far(task.run_after):
+            raise InvalidTask(
+                f"run_after is {task.run_after!r}; use a time at most "
+                f"{MAX_DURATION!r} from now."
             )
         self._register(task)
         if task.run_after is None:
@@ -279,6 +286,14 @@ class RedisJobsBackend(BaseTaskBackend):
         except RedisJobsConfigurationError as err:
             return [Problem("REDISJOBS", str(err), "Check REDIS_URL or CACHE_ALIAS.")]
         return []
+
+
+def _too_far(run_after: datetime) -> bool:
+    """Whether `run_after` lies beyond the furthest time a job can wait for; a
+    naive one (USE_TZ off) is read as local time, as `request_for` reads it."""
+    if timezone.is_naive(run_after):
+        run_after = timezone.make_aware(run_after)
+    return run_after - timezone.now() > MAX_DURATION
 
 
 def _sentence(problem: Problem) -> str:
