@@ -7,6 +7,7 @@ does.
 """
 
 import asyncio
+import os
 import threading
 import time
 from typing import Any
@@ -134,3 +135,17 @@ def sleeps(seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+@task(takes_context=True)
+def touch_when_released(context: TaskContext, out: str, release: str) -> int:
+    """Waits (in whatever process runs it) for the file `release`, then writes its
+    attempt and process id to `out`."""
+    deadline = time.monotonic() + 20
+    while not os.path.exists(release):
+        if time.monotonic() > deadline:
+            raise TimeoutError("The test never released the task.")
+        time.sleep(0.01)
+    with open(out, "w") as file:
+        file.write(f"{context.attempt} {os.getpid()}\n")
+    return context.attempt
