@@ -69,8 +69,10 @@ def request_for(
     `InvalidJob`.
     """
     args_json, kwargs_json = encode_arguments(args, kwargs)
+    # Django accepts a whole float (1.0) as a priority; the job stores an int.
+    priority = int(task.priority)
     defaults = resolve_options(
-        spec, JobOptions(queue=task.queue_name, priority=task.priority), settings
+        spec, JobOptions(queue=task.queue_name, priority=priority), settings
     )
     now_ms = now_epoch_ms()
     run_after = task.run_after
