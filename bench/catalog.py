@@ -31,6 +31,14 @@ SYSTEMS = (
         "runworker, 4 threads, adaptive prefetch up to 64 (defaults)",
     ),
     System(
+        "ours-tasks",
+        "ours_tasks",
+        "django-redisjobs via django.tasks",
+        "at-least-once, as django-redisjobs: the same jobs, queues and worker",
+        "runworker, 4 threads (defaults); Task.enqueue() on RedisJobsBackend",
+        requires="django.tasks",
+    ),
+    System(
         "ours-p16",
         "ours",
         "django-redisjobs --prefetch 16",

@@ -511,7 +511,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="tiny N, one repeat, ours and the floor only",
+        help="tiny N, one repeat, ours (both APIs) and the floor only",
     )
     parser.add_argument(
         "--systems", default="", help="comma-separated keys (default: all installed)"
@@ -557,7 +557,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
 def chosen_systems(args: argparse.Namespace) -> list[System]:
     wanted = [s for s in args.systems.split(",") if s]
     if args.smoke and not wanted:
-        wanted = ["ours", "floor"]
+        wanted = ["ours", "ours-tasks", "floor"]
     systems = [s for s in SYSTEMS if not wanted or s.key in wanted]
     unknown = set(wanted) - {s.key for s in SYSTEMS}
     if unknown:

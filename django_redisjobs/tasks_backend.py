@@ -46,7 +46,7 @@ from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 from django.utils.json import normalize_json
 
-from .conf import Problem, get_settings, raw_settings, validate
+from .conf import Problem, Settings, get_settings, raw_settings, validate
 from .connection import build_client
 from .exceptions import (
     JobDoesNotExist,
@@ -56,14 +56,23 @@ from .exceptions import (
 from .handle import JobHandle
 from .job import MAX_DURATION, Job, JobStatus
 from .keys import is_safe_name
+from .policy import JobDefaults
 from .queue import get_store
 from .registry import FunctionSpec, autodiscover, registry
-from .task_jobs import request_for, task_like, task_result
+from .task_jobs import (
+    enqueued_result,
+    job_defaults,
+    request_for,
+    task_like,
+    task_result,
+)
 from .task_options import parse_options
 from .task_runs import TaskRunner
 from .transactions import submit
 
 APP_NAME = "django_redisjobs"
+#: Statuses of a job that was stored (or will be at commit) and has not run.
+_WAITING = frozenset({JobStatus.PENDING, JobStatus.QUEUED, JobStatus.SCHEDULED})
 
 
 class RedisJobsBackend(BaseTaskBackend):
@@ -87,6 +96,8 @@ class RedisJobsBackend(BaseTaskBackend):
         # kept, as each call may bring a new moment.
         self._valid: set[Task[Any, Any]] = set()
         self._specs: dict[object, FunctionSpec] = {}
+        self._job_defaults: dict[tuple[object, str, int], tuple[Settings, JobDefaults]]
+        self._job_defaults = {}
 
     # -- validation and the worker's registry ---------------------------------
 
@@ -166,12 +177,16 @@ class RedisJobsBackend(BaseTaskBackend):
         self.validate_task(task)
         if self._problems:
             raise InvalidTaskBackend(_sentence(self._problems[0]))
-        args = normalize_json(args)
-        kwargs = normalize_json(kwargs)
+        # Calls without arguments are common: skip the walks for them.
+        args = normalize_json(args) if args else []
+        kwargs = normalize_json(kwargs) if kwargs else {}
         spec = self._spec(task)
-        request = request_for(task, spec, args, kwargs, get_settings())
+        request = request_for(task, spec, args, kwargs, self._defaults(task, spec))
         (handle,) = submit(spec, [request], on_commit=self._options.on_commit)
-        result = task_result(task, handle.job, self.alias)
+        if handle.id == request.job.id and handle.status in _WAITING:
+            result = enqueued_result(task, handle.job, self.alias)
+        else:  # a unique job's holder, or a job eager mode ran already
+            result = task_result(task, handle.job, self.alias)
         announce = partial(self._announce, handle, request.job.id, result)
         if handle.status is JobStatus.PENDING:
             # Registered after submit's own write, so it runs after it.
@@ -179,6 +194,17 @@ class RedisJobsBackend(BaseTaskBackend):
         else:
             announce()
         return result
+
+    def _defaults(self, task: Task[Any, Any], spec: FunctionSpec) -> JobDefaults:
+        """`job_defaults`, worked out once per function, queue and priority for
+        the current settings, since every enqueue needs them."""
+        settings = get_settings()
+        key = (task.func, task.queue_name, task.priority)
+        cached = self._job_defaults.get(key)
+        if cached is None or cached[0] is not settings:
+            cached = (settings, job_defaults(task, spec, settings))
+            self._job_defaults[key] = cached
+        return cached[1]
 
     def _announce(
         self, handle: JobHandle, job_id: str, result: TaskResult[Any, Any]
