@@ -31,6 +31,7 @@ except ImportError as err:  # Django < 6.0 has no django.tasks
 from django.utils import timezone
 
 from .conf import Settings
+from .exceptions import JobCancelled
 from .job import Attempt, Job, JobError, JobStatus, from_ms, new_job_id, now_epoch_ms
 from .job import duration_ms as ms_of
 from .policy import JobDefaults, JobOptions, resolve_options
@@ -271,6 +272,11 @@ def errors_of(job: Job, history: list[Attempt]) -> list[TaskError]:
     ]
     last = job.error
     if last is None:
+        if not errors and job.status is JobStatus.CANCELLED:
+            # Cancelled before any attempt: no error was recorded, yet the
+            # result reads FAILED; say why.
+            path = f"{JobCancelled.__module__}.{JobCancelled.__qualname__}"
+            errors.append(_task_error(path, "", "Cancelled before it ran."))
         return errors
     if errors and failed[-1].error_class == last.exc_class:
         errors[-1] = _task_error(last.exc_class, last.traceback, last.message)

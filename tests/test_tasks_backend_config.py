@@ -33,6 +33,8 @@ from django.test import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from django_redisjobs import (  # noqa: E402
+    JobCancelled,
+    JobHandle,
     JobTimeout,
     RedisUnavailable,
     SerializationError,
@@ -329,3 +331,23 @@ def test_redis_away_raises_redis_unavailable(make_redis_server: Any) -> None:
             t.noop.get_result(result.id)
         with pytest.raises(RedisUnavailable):
             default_task_backend.get_result(result.id)
+
+
+# -- our extensions seen through django.tasks -------------------------------------
+
+
+def test_a_cancelled_task_reads_failed_with_job_cancelled(redisjobs: Any) -> None:
+    result = t.noop.enqueue()
+    assert JobHandle.load(result.id).cancel() is True
+    read = t.noop.get_result(result.id)
+    assert read.status == TaskResultStatus.FAILED
+    assert [e.exception_class for e in read.errors] == [JobCancelled]
+
+
+def test_eager_mode_runs_the_task_inside_enqueue(redisjobs: Any) -> None:
+    with override_settings(REDISJOBS={**redisjobs.settings, "EAGER": True}):
+        result = t.meaning_of_life.enqueue()
+        assert result.status == TaskResultStatus.SUCCESSFUL
+        assert result.return_value == 42
+        with pytest.raises(TaskResultDoesNotExist):
+            t.meaning_of_life.get_result(result.id)
