@@ -121,14 +121,20 @@ def task_like(
     the job was enqueued, perhaps through another alias whose QUEUES this task's
     own alias would refuse.
     """
+    backend = alias or task.backend
+    if (
+        task.queue_name == job.queue
+        and task.priority == job.priority
+        and task.run_after == job.run_at
+        and task.backend == backend
+    ):
+        return task
     changes = {
         "queue_name": job.queue,
         "priority": job.priority,
         "run_after": job.run_at,
-        "backend": alias or task.backend,
+        "backend": backend,
     }
-    if all(getattr(task, name) == value for name, value in changes.items()):
-        return task
     copy = object.__new__(type(task))
     for field in dataclasses.fields(task):
         value = changes.get(field.name, getattr(task, field.name))
@@ -175,27 +181,24 @@ def task_result(task: Task[Any, Any], job: Job, alias: str) -> TaskResult[Any, A
     return result
 
 
-def ended_result(
-    task: Task[Any, Any],
-    job: Job,
-    alias: str,
+def finish(
+    result: TaskResult[Any, Any],
     outcome: JobStatus,
     value: Any,
     error: JobError | None,
-) -> TaskResult[Any, Any]:
-    """The `TaskResult` once the running attempt of `job` (as claimed) ends with
-    `outcome`: SUCCESSFUL with `value`, READY for a retry to come, else FAILED.
-    """
-    history = job.history
-    errors = errors_of(job, history)
+) -> None:
+    """Make the RUNNING `result` of an attempt say how it ended: SUCCESSFUL with
+    `value`, READY for a retry to come, else FAILED; `error` joins its errors."""
+    status = _STATUSES[outcome]
+    object.__setattr__(result, "status", status)
+    if status in _FINISHED:
+        object.__setattr__(result, "finished_at", timezone.now())
     if error is not None:
-        errors.append(_task_error(error.exc_class, error.traceback, error.message))
-    result = _result(
-        task, job, alias, _STATUSES[outcome], history, running=True, errors=errors
-    )
+        result.errors.append(
+            _task_error(error.exc_class, error.traceback, error.message)
+        )
     if outcome is JobStatus.SUCCEEDED:
         object.__setattr__(result, "_return_value", value)
-    return result
 
 
 def _result(
@@ -253,10 +256,7 @@ def _built(**values: Any) -> TaskResult[Any, Any]:
 
 
 def _finished_at(job: Job, status: TaskResultStatus) -> datetime | None:
-    if status not in _FINISHED:
-        return None
-    # An attempt that ends now (ended_result) has no stored finish time yet.
-    return job.finished_at or timezone.now()
+    return job.finished_at if status in _FINISHED else None
 
 
 def errors_of(job: Job, history: list[Attempt]) -> list[TaskError]:

@@ -31,7 +31,7 @@ from django.utils.json import normalize_json
 from .context import current_job
 from .exceptions import NoCurrentJob
 from .job import Job, JobError, JobStatus
-from .task_jobs import ended_result, task_like, task_result
+from .task_jobs import finish, task_like, task_result
 
 
 class TaskRunner:
@@ -46,6 +46,9 @@ class TaskRunner:
         self.sender = sender
         self.alias = alias
         self.is_async = inspect.iscoroutinefunction(task.func)
+        # The RUNNING result of each attempt under way here, by (job id, attempt):
+        # threads add and pop their own keys (atomic dict operations).
+        self._started: dict[tuple[str, int], TaskResult[Any, Any]] = {}
 
     def __repr__(self) -> str:
         return f"<TaskRunner {self.task.module_path}>"
@@ -57,6 +60,9 @@ class TaskRunner:
         counted in ``worker_ids``.
         """
         running = self._running()
+        # attempt_ended finishes this same object, as Django's ImmediateBackend
+        # does with its result (the context's task_result sees the end too).
+        self._started[(running.id, running.attempts)] = running
         task_started.send_robust(self.sender, task_result=running)
         if self.is_async:
             return self._await(self._call(running, args, kwargs))
@@ -91,7 +97,8 @@ class TaskRunner:
         """The spec's ``on_attempt_end``: send ``task_finished``, from inside the
         exception handler when the attempt failed (Django's task logging reads
         ``sys.exc_info()``). A failed attempt to be retried reports READY."""
-        result = ended_result(
-            task_like(self.task, job), job, self.alias, outcome, value, error
-        )
+        result = self._started.pop((job.id, job.attempts), None)
+        if result is None:  # cancelled before it started: nothing was built
+            result = task_result(task_like(self.task, job), job, self.alias)
+        finish(result, outcome, value, error)
         task_finished.send_robust(self.sender, task_result=result)
