@@ -187,12 +187,12 @@ class RedisJobsBackend(BaseTaskBackend):
             result = enqueued_result(task, handle.job, self.alias)
         else:  # a unique job's holder, or a job eager mode ran already
             result = task_result(task, handle.job, self.alias)
-        announce = partial(self._announce, handle, request.job.id, result)
         if handle.status is JobStatus.PENDING:
             # Registered after submit's own write, so it runs after it.
+            announce = partial(self._announce, handle, request.job.id, result)
             transaction.on_commit(announce, using=DEFAULT_DB_ALIAS)
         else:
-            announce()
+            self._announce(handle, request.job.id, result)
         return result
 
     def _defaults(self, task: Task[Any, Any], spec: FunctionSpec) -> JobDefaults:

@@ -2,6 +2,7 @@
 and the error it raises when Redis is away, against real Redis."""
 
 import importlib
+import logging
 import re
 import sys
 from collections.abc import Iterator
@@ -39,6 +40,9 @@ from django_redisjobs import (  # noqa: E402
     RedisUnavailable,
     SerializationError,
     keys,
+)
+from django_redisjobs.management.commands.runworker import (  # noqa: E402
+    _configure_logging,
 )
 from tests import django_tasks as t  # noqa: E402
 from tests.faults import redisjobs_on  # noqa: E402
@@ -351,3 +355,17 @@ def test_eager_mode_runs_the_task_inside_enqueue(redisjobs: Any) -> None:
         assert result.return_value == 42
         with pytest.raises(TaskResultDoesNotExist):
             t.meaning_of_life.get_result(result.id)
+
+
+def test_runworker_verbosity_sets_djangos_task_log_level() -> None:
+    """-v 0 silences Django's per-task INFO lines with the worker's own."""
+    names = ("django_redisjobs", "django.tasks")
+    before = {name: logging.getLogger(name).level for name in names}
+    try:
+        _configure_logging(0)
+        assert logging.getLogger("django.tasks").level == logging.WARNING
+        _configure_logging(2)
+        assert logging.getLogger("django.tasks").level == logging.DEBUG
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
