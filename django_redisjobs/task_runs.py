@@ -59,10 +59,11 @@ class TaskRunner:
         Sends ``task_started`` first, with the result as RUNNING, the attempt
         counted in ``worker_ids``.
         """
-        running = self._running()
+        job = self._claimed()
+        running = task_result(task_like(self.task, job), job, self.alias)
         # attempt_ended finishes this same object, as Django's ImmediateBackend
         # does with its result (the context's task_result sees the end too).
-        self._started[(running.id, running.attempts)] = running
+        self._started[(job.id, job.attempts)] = running
         task_started.send_robust(self.sender, task_result=running)
         if self.is_async:
             return self._await(self._call(running, args, kwargs))
@@ -79,7 +80,8 @@ class TaskRunner:
             return self.task.func(TaskContext(task_result=running), *args, **kwargs)
         return self.task.func(*args, **kwargs)
 
-    def _running(self) -> TaskResult[Any, Any]:
+    def _claimed(self) -> Job:
+        """The job this attempt runs, as its worker claimed it."""
         try:
             job = current_job().job
         except NoCurrentJob:
@@ -89,7 +91,7 @@ class TaskRunner:
                 f"{self!r} runs only as a job on a worker; call the task's "
                 "function, or Task.call(), to run it here."
             )
-        return task_result(task_like(self.task, job), job, self.alias)
+        return job
 
     def attempt_ended(
         self, job: Job, outcome: JobStatus, value: Any, error: JobError | None

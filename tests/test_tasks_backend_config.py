@@ -37,6 +37,7 @@ from django_redisjobs import (  # noqa: E402
     JobCancelled,
     JobHandle,
     JobTimeout,
+    NoCurrentJob,
     RedisUnavailable,
     SerializationError,
     keys,
@@ -44,6 +45,7 @@ from django_redisjobs import (  # noqa: E402
 from django_redisjobs.management.commands.runworker import (  # noqa: E402
     _configure_logging,
 )
+from django_redisjobs.registry import registry  # noqa: E402
 from tests import django_tasks as t  # noqa: E402
 from tests.faults import redisjobs_on  # noqa: E402
 from tests.polling import wait_until  # noqa: E402
@@ -369,3 +371,9 @@ def test_runworker_verbosity_sets_djangos_task_log_level() -> None:
     finally:
         for name, level in before.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_a_tasks_runner_runs_only_as_a_job() -> None:
+    runner = registry.get("tests.django_tasks.noop").func
+    with pytest.raises(NoCurrentJob, match="runs only as a job on a worker"):
+        runner()
