@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import django
@@ -192,7 +192,8 @@ def finish(
     status = _STATUSES[outcome]
     object.__setattr__(result, "status", status)
     if status in _FINISHED:
-        object.__setattr__(result, "finished_at", timezone.now())
+        # Aware UTC, as every time read from a job is (job.from_ms).
+        object.__setattr__(result, "finished_at", datetime.now(UTC))
     if error is not None:
         result.errors.append(
             _task_error(error.exc_class, error.traceback, error.message)

@@ -33,6 +33,13 @@ from .exceptions import NoCurrentJob
 from .job import Job, JobError, JobStatus
 from .task_jobs import finish, task_like, task_result
 
+_PLAIN = frozenset({type(None), str, int, float, bool})
+
+
+def _normalised(value: Any) -> Any:
+    """``normalize_json(value)``, without the call for a scalar (most results)."""
+    return value if type(value) in _PLAIN else normalize_json(value)
+
 
 class TaskRunner:
     """Calls one task's function for the job the worker runs now.
@@ -68,10 +75,10 @@ class TaskRunner:
         if self.is_async:
             return self._await(self._call(running, args, kwargs))
         # A value Django could not normalise raises TypeError, as in Django.
-        return normalize_json(self._call(running, args, kwargs))
+        return _normalised(self._call(running, args, kwargs))
 
     async def _await(self, call: Coroutine[Any, Any, Any]) -> Any:
-        return normalize_json(await call)
+        return _normalised(await call)
 
     def _call(
         self, running: TaskResult[Any, Any], args: tuple[Any, ...], kwargs: Any
