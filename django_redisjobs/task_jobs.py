@@ -147,18 +147,18 @@ def enqueued_result(task: Task[Any, Any], job: Job, alias: str) -> TaskResult[An
     nothing run yet. What `task_result` gives for it, with less work, since
     every enqueue returns one."""
     return _built(
-        task=task,
-        id=job.id,
-        status=TaskResultStatus.READY,
-        enqueued_at=job.enqueued_at,
-        started_at=None,
-        finished_at=None,
-        last_attempted_at=None,
-        args=job.args,
-        kwargs=job.kwargs,
-        backend=alias,
-        errors=[],
-        worker_ids=[],
+        task,
+        job.id,
+        TaskResultStatus.READY,
+        job.enqueued_at,
+        None,
+        None,
+        None,
+        job.args,
+        job.kwargs,
+        alias,
+        [],
+        [],
     )
 
 
@@ -221,42 +221,64 @@ def _result(
     first_started = history[0].started_at if history else last_started
     finished_at = _finished_at(job, status)
     return _built(
-        task=task,
-        id=job.id,
-        status=status,
-        enqueued_at=job.enqueued_at,
-        started_at=first_started,
-        finished_at=finished_at,
-        last_attempted_at=last_started,
-        args=job.args,
-        kwargs=job.kwargs,
-        backend=alias,
-        errors=errors,
-        worker_ids=worker_ids,
+        task,
+        job.id,
+        status,
+        job.enqueued_at,
+        first_started,
+        finished_at,
+        last_started,
+        job.args,
+        job.kwargs,
+        alias,
+        errors,
+        worker_ids,
     )
 
 
-_INIT_FIELDS = tuple(f.name for f in dataclasses.fields(TaskResult) if f.init)
+# The fields this module fills, in the order of Django 6.0 and 6.1's TaskResult.
+_FIELDS = (
+    "task",
+    "id",
+    "status",
+    "enqueued_at",
+    "started_at",
+    "finished_at",
+    "last_attempted_at",
+    "args",
+    "kwargs",
+    "backend",
+    "errors",
+    "worker_ids",
+)
+_CLASS_DICT = vars(TaskResult)
+_SLOTS_MATCH = (
+    tuple(f.name for f in dataclasses.fields(TaskResult) if f.init) == _FIELDS
+    and "_return_value" in _CLASS_DICT
+)
 # The slot setter of each field, as job_hash sets a Job's: TaskResult is a frozen
 # dataclass with slots, and setting the slots directly skips its __setattr__ and
-# the normalisation in __post_init__, about half of what building one costs.
-_SETTERS = tuple(
-    getattr(TaskResult, name).__set__ for name in (*_INIT_FIELDS, "_return_value")
+# the normalisation in __post_init__: a third of what its constructor costs.
+_SETTERS = (
+    tuple(_CLASS_DICT[name].__set__ for name in (*_FIELDS, "_return_value"))
+    if _SLOTS_MATCH
+    else ()
 )
 
 
-def _built(**values: Any) -> TaskResult[Any, Any]:
-    """A `TaskResult` of `values`, without its ``__post_init__``.
+def _built(*values: Any) -> TaskResult[Any, Any]:
+    """A `TaskResult` of `values`, one per name in `_FIELDS`, without its
+    ``__post_init__``.
 
     That only runs ``normalize_json`` over args and kwargs, and a job's are JSON
     types already (read from Redis, or normalised at enqueue): skipping it saves
     two walks per result, on every enqueue and once per attempt in the worker.
     A Django whose TaskResult has other fields gets the normal constructor.
     """
-    if tuple(values) != _INIT_FIELDS:
-        return TaskResult(**values)
+    if not _SLOTS_MATCH:
+        return TaskResult(**dict(zip(_FIELDS, values, strict=True)))
     result = object.__new__(TaskResult)
-    for set_slot, value in zip(_SETTERS, (*values.values(), None), strict=True):
+    for set_slot, value in zip(_SETTERS, (*values, None), strict=True):
         set_slot(result, value)
     return result
 
