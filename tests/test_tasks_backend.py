@@ -88,6 +88,14 @@ def test_enqueue_refuses_arguments_django_cannot_normalise(redisjobs: Any) -> No
     assert redisjobs.store.counts("default")["queued"] == 0
 
 
+def test_aenqueue_stores_the_job_like_enqueue(redisjobs: Any) -> None:
+    result = asyncio.run(t.echo.aenqueue(1, two=(2,)))
+    assert result.status == TaskResultStatus.READY
+    assert (result.args, result.kwargs) == ([1], {"two": [2]})
+    redisjobs.run_worker()
+    assert t.echo.get_result(result.id).return_value == [[1], {"two": [2]}]
+
+
 def test_get_result_reads_back_what_enqueue_returned(redisjobs: Any) -> None:
     result = default_task_backend.enqueue(t.noop, (1,), {"a": [2]})
 
