@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench import probe, report
-from bench.catalog import SYSTEMS, System
+from bench.catalog import SYSTEMS, System, has_bulk
 from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -572,13 +572,12 @@ def run_round(
     bench: Bench, system: System, scenarios: set[str], results: Results, tag: str
 ) -> None:
     """One run of every timed scenario of one system."""
-    has_bulk = system.module in ("ours", "floor", "peer_rq")
     tag = f"  {system.key} {tag}:"
     runs = results.runs.setdefault(system.key, {})
     if system.enqueue and "enqueue" in scenarios:
         bench.enqueue(system, "one", results)
         print(f"{tag} enqueue one by one {runs['enqueue_one'][-1]:,.0f}/s", flush=True)
-    if system.enqueue and has_bulk and "bulk" in scenarios:
+    if has_bulk(system) and "bulk" in scenarios:
         bench.enqueue(system, "bulk", results)
         print(f"{tag} bulk enqueue {runs['enqueue_bulk'][-1]:,.0f}/s", flush=True)
     if "drain" in scenarios:
