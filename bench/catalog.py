@@ -16,6 +16,15 @@ class System:
     requires: str | None = None  # distribution that must be importable
 
 
+#: Modules with an `enqueue_bulk` (Django's tasks API has none, nor do some peers).
+BULK_MODULES = ("ours", "floor", "peer_rq")
+
+
+def has_bulk(system: System) -> bool:
+    """Whether the bulk enqueue scenario applies to `system`."""
+    return system.enqueue and system.module in BULK_MODULES
+
+
 RQ_GUARANTEE = (
     "at-most-once: a job whose worker dies is moved to the failed registry by "
     "the next maintenance pass, not re-run"
@@ -29,6 +38,14 @@ SYSTEMS = (
         "at-least-once: claims are leases renewed by a heartbeat; any worker "
         "requeues expired ones",
         "runworker, 4 threads, adaptive prefetch up to 64 (defaults)",
+    ),
+    System(
+        "ours-tasks",
+        "ours_tasks",
+        "django-redisjobs via django.tasks",
+        "at-least-once, as django-redisjobs: the same jobs, queues and worker",
+        "runworker, 4 threads (defaults); Task.enqueue() on RedisJobsBackend",
+        requires="django.tasks",
     ),
     System(
         "ours-p16",

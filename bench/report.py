@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.catalog import System
+from bench.catalog import System, has_bulk
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_PAGE = ROOT / "docs" / "benchmarks.md"
@@ -368,7 +368,9 @@ def check_smoke(
         metrics = runs.get(system.key, {})
         wanted = ["drain_1", "drain_2"]
         if system.enqueue:
-            wanted += ["enqueue_one", "enqueue_bulk"]
+            wanted.append("enqueue_one")
+        if has_bulk(system):
+            wanted.append("enqueue_bulk")
         wanted += ["latency_p50_ms"]
         missing = [m for m in wanted if not metrics.get(m)]
         if missing:

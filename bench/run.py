@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench import probe, report
-from bench.catalog import SYSTEMS, System
+from bench.catalog import SYSTEMS, System, has_bulk
 from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -511,7 +511,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="tiny N, one repeat, ours and the floor only",
+        help="tiny N, one repeat, ours (both APIs) and the floor only",
     )
     parser.add_argument(
         "--systems", default="", help="comma-separated keys (default: all installed)"
@@ -557,7 +557,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
 def chosen_systems(args: argparse.Namespace) -> list[System]:
     wanted = [s for s in args.systems.split(",") if s]
     if args.smoke and not wanted:
-        wanted = ["ours", "floor"]
+        wanted = ["ours", "ours-tasks", "floor"]
     systems = [s for s in SYSTEMS if not wanted or s.key in wanted]
     unknown = set(wanted) - {s.key for s in SYSTEMS}
     if unknown:
@@ -572,13 +572,12 @@ def run_round(
     bench: Bench, system: System, scenarios: set[str], results: Results, tag: str
 ) -> None:
     """One run of every timed scenario of one system."""
-    has_bulk = system.module in ("ours", "floor", "peer_rq")
     tag = f"  {system.key} {tag}:"
     runs = results.runs.setdefault(system.key, {})
     if system.enqueue and "enqueue" in scenarios:
         bench.enqueue(system, "one", results)
         print(f"{tag} enqueue one by one {runs['enqueue_one'][-1]:,.0f}/s", flush=True)
-    if system.enqueue and has_bulk and "bulk" in scenarios:
+    if has_bulk(system) and "bulk" in scenarios:
         bench.enqueue(system, "bulk", results)
         print(f"{tag} bulk enqueue {runs['enqueue_bulk'][-1]:,.0f}/s", flush=True)
     if "drain" in scenarios:

@@ -13,3 +13,10 @@ REDISJOBS = {
     "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
     "PREFIX": "bench",
 }
+# The django.tasks row (bench/systems/ours_tasks.py); Django < 6.0 ignores it.
+TASKS = {
+    "default": {
+        "BACKEND": "django_redisjobs.tasks_backend.RedisJobsBackend",
+        "QUEUES": ["default"],
+    }
+}

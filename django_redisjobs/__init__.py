@@ -16,6 +16,7 @@ from .exceptions import (
     SerializationError,
     UnknownBackgroundFunction,
     WaitTimeout,
+    WorkerLost,
 )
 from .handle import JobHandle
 from .job import Attempt, Job, JobError, JobStatus
@@ -43,6 +44,7 @@ __all__ = [
     "SerializationError",
     "UnknownBackgroundFunction",
     "WaitTimeout",
+    "WorkerLost",
     "__version__",
     "background",
     "current_job",

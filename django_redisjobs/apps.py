@@ -1,3 +1,6 @@
+import importlib
+import importlib.util
+
 from django.apps import AppConfig
 from django.core.signals import setting_changed
 
@@ -15,3 +18,8 @@ class RedisJobsConfig(AppConfig):
         setting_changed.connect(
             connection.close_all, dispatch_uid="redisjobs-connection"
         )
+        # Django registers its tasks checks (each backend's check()) only when
+        # django.tasks is imported, which a project may never do before running
+        # checks. Django 5.2 has no django.tasks: nothing to register there.
+        if importlib.util.find_spec("django.tasks") is not None:
+            importlib.import_module("django.tasks")

@@ -173,6 +173,15 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "DURABILITY_WARNING": (lambda v: isinstance(v, bool), "True or False"),
 }
 
+
+def check_value(key: str, value: Any) -> str | None:
+    """None when `value` is valid for the REDISJOBS key `key`, else a hint naming
+    the accepted values: the rule `validate` applies, for settings elsewhere that
+    mirror a REDISJOBS key (a django.tasks backend's OPTIONS)."""
+    is_valid, accepted = _CHECKS[key]
+    return None if is_valid(value) else f"Use {accepted}."
+
+
 # System check ids of cron entry problems, by the entry key at fault; E003 (unknown
 # function) comes from checks.py, which can look functions up.
 _CRON_CHECK_IDS = {"schedule": "redisjobs.E002", "timezone": "redisjobs.E004"}

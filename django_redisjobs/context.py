@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .exceptions import NoCurrentJob, RedisUnavailable
+from .job import Job
 from .queue import JobStore
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ class JobContext:
         default_factory=CancelCheck, compare=False, repr=False
     )
     worker: str = ""  # the worker running the attempt (it holds the lease)
+    #: The job as its worker claimed it for this attempt (times, worker, earlier
+    #: attempts): what an adapter such as the django.tasks backend describes the
+    #: running attempt from, without a read from Redis.
+    job: Job | None = field(default=None, compare=False, repr=False)
 
     def set_progress(self, fraction: float, message: str = "") -> None:
         """Record progress between 0 and 1, with an optional message for people;

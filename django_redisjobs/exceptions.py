@@ -54,6 +54,12 @@ class WorkerCrashed(RedisJobsError):
     """Raised by `Worker.run()` when one of the worker's threads died unexpectedly."""
 
 
+class WorkerLost(RedisJobsError):
+    """Names a lost attempt in its error record (``django_redisjobs.WorkerLost``):
+    its worker died or stopped renewing the lease. Recorded, never raised, so
+    that the path a django.tasks `TaskError` carries imports to a class."""
+
+
 class JobTimeout(RedisJobsError):
     """Raised inside a job that ran past its timeout."""
 

@@ -122,33 +122,47 @@ def failed_before_running(job: Job, exc: BaseException) -> AttemptResult:
     return AttemptResult(job, verdict.status, error=error_record(exc))
 
 
-def _conclude(
+def _succeeded(
+    spec: FunctionSpec, job: Job, settings: Settings, value: Any, started: float
+) -> AttemptResult:
+    """The attempt returned `value`: store it, or fail the attempt (not to be
+    retried: it would redo the work and fail the same way) if JSON cannot hold it.
+    """
+    try:
+        result_json = serialization.encode(value, "The return value")
+    except SerializationError as err:
+        return _failed(spec, job, settings, err, started, FailedAt.RESULT)
+    duration = timedelta(seconds=time.perf_counter() - started)
+    return _finished(
+        spec, AttemptResult(job, JobStatus.SUCCEEDED, result_json, duration=duration)
+    )
+
+
+def _failed(
     spec: FunctionSpec,
     job: Job,
     settings: Settings,
-    outcome: tuple[Any, BaseException | None],
+    exc: BaseException,
     started: float,
+    failed_at: FailedAt = FailedAt.RUN,
 ) -> AttemptResult:
-    value, exc = outcome
+    """The attempt ended with `exc`: the policy decides what follows.
+
+    Called from inside the handler of `exc`, so `_finished`'s receivers and hook
+    see it in ``sys.exc_info()`` (Django's task logging reads it there).
+    """
     duration = timedelta(seconds=time.perf_counter() - started)
-    failed_at = FailedAt.RUN
-    if exc is None:
-        try:
-            result_json = serialization.encode(value, "The return value")
-        except SerializationError as err:
-            exc, failed_at = err, FailedAt.RESULT
-        else:
-            return AttemptResult(
-                job, JobStatus.SUCCEEDED, result_json, duration=duration
-            )
     policy = retry_policy(spec, job.max_attempts, settings)
     verdict = after_failure(exc, job.attempts, policy, failed_at=failed_at)
-    return AttemptResult(
-        job,
-        verdict.status,
-        error=error_record(exc),
-        retry_in=verdict.retry_in,
-        duration=duration,
+    return _finished(
+        spec,
+        AttemptResult(
+            job,
+            verdict.status,
+            error=error_record(exc),
+            retry_in=verdict.retry_in,
+            duration=duration,
+        ),
     )
 
 
@@ -161,6 +175,7 @@ def _context(job: Job, store: JobStore | None) -> JobContext:
         job.max_attempts,
         store,
         worker=job.worker,
+        job=job,
     )
 
 
@@ -169,7 +184,10 @@ def send_signal(signal: Any, job: Job, **kwargs: Any) -> None:
     signal.send_robust(sender=job.func, job=job, **kwargs)
 
 
-def _finished(result: AttemptResult) -> AttemptResult:
+def _finished(
+    spec: FunctionSpec | None, result: AttemptResult, value: Any = None
+) -> AttemptResult:
+    """Send `job_finished`, then tell the function's `on_attempt_end` hook."""
     send_signal(
         signals.job_finished,
         result.job,
@@ -177,6 +195,14 @@ def _finished(result: AttemptResult) -> AttemptResult:
         error=result.error,
         duration=result.duration,
     )
+    if spec is not None and spec.on_attempt_end is not None:
+        try:
+            spec.on_attempt_end(result.job, result.status, value, result.error)
+        except Exception:
+            # Like a signal receiver that raises: logged, and the outcome stands.
+            logger.exception(
+                "on_attempt_end hook failed id=%s func=%s", result.job.id, spec.name
+            )
     return result
 
 
@@ -194,7 +220,9 @@ def waited_for_a_thread(job: Job) -> bool:
     return now_epoch_ms() - to_ms(job.started_at) >= CANCEL_CHECK_AFTER_MS
 
 
-def cancelled_before_start(job: Job, store: JobStore | None) -> AttemptResult | None:
+def cancelled_before_start(
+    job: Job, store: JobStore | None, spec: FunctionSpec | None = None
+) -> AttemptResult | None:
     """A claimed job whose cancel was requested while it waited does not run.
 
     A prefetched job may wait for a thread for as long as the jobs ahead of it run;
@@ -212,7 +240,7 @@ def cancelled_before_start(job: Job, store: JobStore | None) -> AttemptResult | 
         return None
     reason = JobCancelled(f"Job {job.id!r} was cancelled before it started.")
     return _finished(
-        AttemptResult(job, JobStatus.CANCELLED, error=error_record(reason))
+        spec, AttemptResult(job, JobStatus.CANCELLED, error=error_record(reason))
     )
 
 
@@ -227,25 +255,22 @@ def run_sync(
 
     `func` stands in for ``spec.func`` (the worker's pool wraps it per attempt).
     """
-    if (cancelled := cancelled_before_start(job, store)) is not None:
+    if (cancelled := cancelled_before_start(job, store, spec)) is not None:
         return cancelled
     send_signal(signals.job_started, job)
     token = activate(_context(job, store))
     started = time.perf_counter()
     try:
-        outcome: tuple[Any, BaseException | None] = (
-            (func or spec.func)(*job.args, **job.kwargs),
-            None,
-        )
+        value = (func or spec.func)(*job.args, **job.kwargs)
     except JobTimeout as exc:
         # The watchdog raises the bare class in this thread; give it its message.
         exc.args = (str(timeout_error(job)),)
-        outcome = (None, exc)
+        return _failed(spec, job, settings, exc, started)
     except BaseException as exc:  # SystemExit from job code must not end the thread
-        outcome = (None, exc)
+        return _failed(spec, job, settings, exc, started)
     finally:
         deactivate(token)
-    return _finished(_conclude(spec, job, settings, outcome, started))
+    return _succeeded(spec, job, settings, value, started)
 
 
 async def run_async(
@@ -255,7 +280,7 @@ async def run_async(
     was cancelled meanwhile)."""
     if store is not None and waited_for_a_thread(job):
         # In a thread: a Redis round trip must not hold up the other coroutines.
-        cancelled = await asyncio.to_thread(cancelled_before_start, job, store)
+        cancelled = await asyncio.to_thread(cancelled_before_start, job, store, spec)
         if cancelled is not None:
             return cancelled
     send_signal(signals.job_started, job)
@@ -264,14 +289,13 @@ async def run_async(
     timeout = job.timeout.total_seconds() if job.timeout else None
     try:
         value = await asyncio.wait_for(spec.func(*job.args, **job.kwargs), timeout)
-        outcome: tuple[Any, BaseException | None] = (value, None)
     except TimeoutError:
-        outcome = (None, timeout_error(job))
+        return _failed(spec, job, settings, timeout_error(job), started)
     except BaseException as exc:  # CancelledError and SystemExit end the attempt too
-        outcome = (None, exc)
+        return _failed(spec, job, settings, exc, started)
     finally:
         deactivate(token)
-    return _finished(_conclude(spec, job, settings, outcome, started))
+    return _succeeded(spec, job, settings, value, started)
 
 
 def timeout_error(job: Job) -> JobTimeout:

@@ -15,6 +15,12 @@ from typing import Any
 from django.utils.module_loading import autodiscover_modules
 
 from .exceptions import UnknownBackgroundFunction
+from .job import Job, JobError, JobStatus
+
+#: Told how one attempt of a job ended: the job as claimed, the status the attempt
+#: leads to (SUCCEEDED, RETRYING, DEAD or CANCELLED), the return value (None unless
+#: SUCCEEDED) and the error (None when SUCCEEDED).
+AttemptEnd = Callable[[Job, JobStatus, Any, JobError | None], None]
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,11 @@ class FunctionSpec:
     retry_on: tuple[type[BaseException], ...] = ()
     no_retry_on: tuple[type[BaseException], ...] = field(default=())
     cron: str | None = None  # a cron expression: enqueue on this schedule
+    #: Called after each attempt, after the `job_finished` signal; for a failed
+    #: attempt from inside the handler of its exception, so receivers that log
+    #: see it in ``sys.exc_info()``. The django.tasks backend sends Django's
+    #: ``task_finished`` from here.
+    on_attempt_end: AttemptEnd | None = None
 
 
 def dotted_name(func: Callable[..., Any]) -> str:

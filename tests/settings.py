@@ -46,3 +46,18 @@ REDISJOBS = {
     "REDIS_URL": "redis://127.0.0.1:1/0",
     **json.loads(os.environ.get("REDISJOBS_TEST_SETTINGS", "{}")),
 }
+
+# django.tasks (Django 6.0+; older versions ignore the setting): the backend under
+# test. "default" is what tests/django_tasks.py's tasks are defined with; "once"
+# runs a task a single time, as Django's own backends do.
+TASKS = {
+    "default": {
+        "BACKEND": "django_redisjobs.tasks_backend.RedisJobsBackend",
+        "QUEUES": ["default", "other"],
+    },
+    "once": {
+        "BACKEND": "django_redisjobs.tasks_backend.RedisJobsBackend",
+        "QUEUES": [],
+        "OPTIONS": {"MAX_ATTEMPTS": 1},
+    },
+}

@@ -283,8 +283,13 @@ def _start_event_relay(config: WorkerConfig) -> EventRelay | None:
 
 def _configure_logging(verbosity: int) -> None:
     """Show the app's logs unless the project configured a handler for them."""
+    level = _LEVELS.get(verbosity, logging.INFO)
     logger = logging.getLogger("django_redisjobs")
-    logger.setLevel(_LEVELS.get(verbosity, logging.INFO))
+    logger.setLevel(level)
+    # Django's own line at each django.tasks task's start and end is a per-job
+    # line too: -v 0 silences it with ours (Django's default LOGGING passes it
+    # at INFO, a log record built per line even when no handler shows it).
+    logging.getLogger("django.tasks").setLevel(level)
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(
