@@ -98,6 +98,8 @@ CALLS: dict[str, Call] = {
     "take_over": lambda s: s.take_over("e", "tests.f", "c", 0, 1),
     "ack": lambda s: s.ack("e", "tests.f", ["1-0"]),
     "event_groups": lambda s: s.event_groups(),
+    "event_summaries": lambda s: s.event_summaries(),
+    "recent_events": lambda s: s.recent_events("e", 5),
     "claim_cron": lambda s: s.claim_cron("nightly", Q, [REQUEST], NOW, NOW),
     "cron_states": lambda s: s.cron_states(Q, ["nightly"]),
     "touch_cron_entries": lambda s: s.touch_cron_entries({Q: ["nightly"]}, NOW),

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import URLPattern, path
 
-from . import actions, cron, live, pages
+from . import actions, cron, events, live, pages
 
 
 # ModelAdmin is generic only in django-stubs; subscripting it fails at run time.
@@ -36,6 +36,7 @@ class ConsoleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             mount("find/", pages.find_job, "find"),
             mount("workers/", pages.workers, "workers"),
             mount("cron/", cron.cron_page, "cron"),
+            mount("events/<str:event>/", events.event_page, "event"),
             mount("action/<str:name>/", actions.act, "action"),
             mount("live/overview/", live.overview_json, "live_overview"),
             mount("live/job/<str:queue>/<str:job_id>/", live.job_json, "live_job"),

@@ -101,6 +101,7 @@ def overview(model_admin: Admin, request: HttpRequest) -> HttpResponse:
             "used": present.size(server.used_memory),
             "maxmemory": present.size(server.maxmemory) if server.maxmemory else "",
             "problems": store.persistence().problems(),
+            "events": store.event_summaries(),
         },
     )
 

@@ -62,6 +62,26 @@ class StreamEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupSummary:
+    """One consumer group of an event stream, as XINFO GROUPS gives it."""
+
+    name: str
+    subscriber: str  # the function's dotted name; "" for a group not this app's
+    pending: int  # read by a relay and not acknowledged yet
+    lag: int | None  # entries not read yet (None: Redis cannot tell)
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    """One event stream: its length, its dead stream's length and its groups."""
+
+    event: str
+    length: int
+    dead: int
+    groups: list[GroupSummary]
+
+
+@dataclass(frozen=True, slots=True)
 class Placed:
     """What became of one `EnqueueRequest`."""
 

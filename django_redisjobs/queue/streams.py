@@ -8,7 +8,7 @@ import redis
 
 from .. import keys
 from .base import StoreBase, redis_call
-from .records import StreamEntry
+from .records import EventSummary, GroupSummary, StreamEntry
 
 
 def _entries(reply: Any) -> list[StreamEntry]:
@@ -118,3 +118,49 @@ class StreamOps(StoreBase):
                 info = []  # the stream is gone (deleted by hand)
             groups[name] = [dict(group) for group in cast(list[Any], info)]
         return groups
+
+    @redis_call("Could not read event streams from Redis")
+    def event_summaries(self, limit: int = 100) -> list[EventSummary]:
+        """The first `limit` event names (sorted) that have had a subscriber, each
+        with its stream's and dead stream's lengths and its groups: one pipeline
+        of XLEN and XINFO GROUPS per name."""
+        names = sorted(cast(set[str], self.client.smembers(keys.events(self.prefix))))
+        names = names[:limit]
+        with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.xlen(keys.event_stream(self.prefix, name))
+                pipe.xlen(keys.event_dead(self.prefix, name))
+                pipe.xinfo_groups(keys.event_stream(self.prefix, name))
+            replies = pipe.execute(raise_on_error=False)
+        summaries = []
+        ours = f"{self.prefix}:"
+        for index, name in enumerate(names):
+            length, dead, groups = replies[index * 3 : index * 3 + 3]
+            rows = [] if isinstance(groups, Exception) else groups
+            summaries.append(
+                EventSummary(
+                    name,
+                    0 if isinstance(length, Exception) else int(length),
+                    0 if isinstance(dead, Exception) else int(dead),
+                    [
+                        GroupSummary(
+                            str(g["name"]),
+                            str(g["name"])[len(ours) :]
+                            if str(g["name"]).startswith(ours)
+                            else "",
+                            int(g.get("pending") or 0),
+                            None if g.get("lag") is None else int(g["lag"]),
+                        )
+                        for g in rows
+                    ],
+                )
+            )
+        return summaries
+
+    @redis_call("Could not read events from Redis")
+    def recent_events(self, event: str, count: int) -> list[StreamEntry]:
+        """The event's newest `count` entries, newest first (XREVRANGE)."""
+        reply = self.client.xrevrange(
+            keys.event_stream(self.prefix, event), count=count
+        )
+        return _entries(reply)
