@@ -24,6 +24,11 @@ from tests.servers import (
 )
 
 SERVICE = "jobs-primary"
+# How long the sentinels wait before they call the primary down. Shorter fails
+# over sooner, but a primary that is only slow (a loaded CI machine, coverage on)
+# can then be replaced while it still takes writes, and those writes are lost
+# when it rejoins as a replica: one run of the suite lost 200 jobs so at 1 s.
+DOWN_AFTER_MS = 3000
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -107,8 +112,8 @@ class TlsRedisServer(RedisServer):
 class SentinelGroup(Started):
     """A primary, one replica and three sentinels watching them as `SERVICE`.
 
-    Sentinels declare the primary down after 1 s without replies and fail over
-    within a few seconds; `kill_primary()` starts that.
+    Sentinels declare the primary down after `DOWN_AFTER_MS` without replies and
+    fail over a few seconds later; `kill_primary()` starts that.
     """
 
     def __init__(self) -> None:
@@ -139,7 +144,7 @@ class SentinelGroup(Started):
                 f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
                 f"logfile {self.dir / f'sentinel{n}.log'}\n"
                 f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary.port} 2\n"
-                f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+                f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
                 f"sentinel failover-timeout {SERVICE} 5000\n"
                 f"sentinel parallel-syncs {SERVICE} 1\n"
             )
@@ -187,7 +192,12 @@ class SentinelGroup(Started):
         raise RuntimeError("no sentinel answered")
 
     def kill_primary(self) -> None:
-        """SIGKILL the primary (a crash); the sentinels promote the replica."""
+        """SIGKILL the primary (a crash); the sentinels promote the replica.
+
+        Refuses when the sentinels no longer name the first primary: a failover
+        happened already, and the test would measure something else."""
+        if self.primary_port() != self.primary.port:
+            raise RuntimeError("the sentinels failed over before the kill")
         self.primary.kill()
 
     def wait_for_failover(self, timeout_s: float = 30.0) -> None:
