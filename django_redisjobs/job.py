@@ -152,9 +152,19 @@ class Job:
     def history(self) -> list[Attempt]:
         """The job's ended attempts, oldest first, at most ATTEMPT_HISTORY_LIMIT.
 
-        Entries that cannot be read (a hand-written field) are left out: the
-        history is for people and never makes a job unreadable.
+        A job that succeeded at its first attempt stores no history (it would
+        cost every such job a long field): its one attempt is read from its own
+        fields. Entries that cannot be read (a hand-written field) are left out:
+        the history is for people and never makes a job unreadable.
         """
+        if (
+            not self.history_json
+            and self.status is JobStatus.SUCCEEDED
+            and self.attempts == 1
+        ):
+            return [
+                Attempt(1, self.worker, self.started_at, self.finished_at, "succeeded")
+            ]
         return _attempts(self.history_json)
 
     @property

@@ -117,3 +117,38 @@ def test_any_stored_history_still_lets_the_job_end(redisjobs: Any, stored: str) 
     assert job.status is JobStatus.SUCCEEDED
     assert job.history[-1].outcome == "succeeded"
     assert job.history[-1].worker == "fuzz-w"
+
+
+def test_a_first_attempt_success_stores_no_history_and_reads_one(
+    redisjobs: Any,
+) -> None:
+    """The common case writes no `history` field (a long one would turn every
+    such hash from a listpack into a hash table): the job's own fields give it."""
+    handle = jobs.add.delay(1, 2)
+
+    redisjobs.run_worker(name="once-w")
+
+    job_key = keys.job(redisjobs.prefix, "default", handle.id)
+    assert redisjobs.client.hget(job_key, "history") is None
+    assert redisjobs.client.object("encoding", job_key) == "listpack"
+    (attempt,) = handle.refresh().history
+    assert (attempt.number, attempt.worker, attempt.outcome) == (
+        1,
+        "once-w",
+        "succeeded",
+    )
+    assert attempt.started_at == handle.job.started_at
+    assert attempt.finished_at == handle.job.finished_at
+
+
+def test_a_message_cut_for_the_history_stays_utf8(redisjobs: Any) -> None:
+    """A 2-byte character across the 200-byte cut must not leave half of itself
+    in the field: the next claim would find the hash not UTF-8."""
+    handle = jobs.always_fails.delay("x" * 199 + "é" * 10)
+
+    redisjobs.run_worker()
+
+    history = handle.refresh().history
+    assert [a.outcome for a in history] == ["retrying", "retrying", "dead"]
+    assert history[0].error_message == "x" * 199
+    assert handle.error is not None and handle.error.message.endswith("é" * 10)

@@ -102,20 +102,59 @@ end
 -- step with job.ATTEMPT_HISTORY_LIMIT.
 local HISTORY_LIMIT = 25
 
+-- `s` cut to at most `n` bytes, never inside a UTF-8 sequence: a cut character
+-- would make the whole field invalid UTF-8, which clients cannot decode.
+local function cut_text(s, n)
+    if #s <= n then
+        return s
+    end
+    local i = n
+    while i > 0 and string.byte(s, i) >= 0x80 and string.byte(s, i) < 0xC0 do
+        i = i - 1
+    end
+    if i > 0 then
+        local lead = string.byte(s, i)
+        local size = 1
+        if lead >= 0xF0 then size = 4 elseif lead >= 0xE0 then size = 3
+        elseif lead >= 0xC0 then size = 2 end
+        if i + size - 1 > n then
+            n = i - 1
+        end
+    end
+    return string.sub(s, 1, n)
+end
+
 -- The job's `history` field with one more attempt appended: a JSON array of
 -- objects, n (attempt number), w (worker id), s and f (start and end ms), o (how
 -- it ended: succeeded, retrying, dead, cancelled or lost), e and m (error class
--- and a message cut to 200 bytes). A stored value that is not such an array
--- starts afresh: history is for people and never stops a job from ending.
+-- and a message cut to 200 bytes). The usual cases cost no JSON decode: a job's
+-- first ending writes a one-entry array, and later ones append to an array this
+-- function wrote while it has room (its entries are counted by their `{"n":`,
+-- which an encoded string cannot hold). A full array, or a stored value that is
+-- not one of ours (a hand edit), is decoded, trimmed to the newest entries and
+-- encoded again; one that is not an array at all starts afresh: history is for
+-- people and never stops a job from ending.
 local function add_attempt(history, number, worker, started_ms, finished_ms,
                            outcome, error_class, message)
-    local ok, list = pcall(cjson.decode, history or '')
+    local entry = string.format(
+        '{"n":%.0f,"w":%s,"s":%.0f,"f":%.0f,"o":"%s","e":%s,"m":%s}',
+        as_int(number) or 0, cjson.encode(worker or ''), as_int(started_ms) or 0,
+        finished_ms, outcome, cjson.encode(error_class or ''),
+        cjson.encode(cut_text(message or '', 200)))
+    if not history or history == '' or history == '[]' then
+        return '[' .. entry .. ']'
+    end
+    if string.sub(history, 1, 6) == '[{"n":' and string.sub(history, -1) == ']' then
+        local _, count = string.gsub(history, '{"n":', '')
+        if count < HISTORY_LIMIT then
+            return string.sub(history, 1, -2) .. ',' .. entry .. ']'
+        end
+    end
+    local ok, list = pcall(cjson.decode, history)
     if not ok or type(list) ~= 'table' or (next(list) ~= nil and list[1] == nil) then
         list = {}
     end
-    list[#list + 1] = {n = as_int(number) or 0, w = worker or '',
-        s = as_int(started_ms) or 0, f = finished_ms, o = outcome,
-        e = error_class or '', m = string.sub(message or '', 1, 200)}
+    list[#list + 1] = cjson.decode(entry)
     while #list > HISTORY_LIMIT do
         table.remove(list, 1)
     end

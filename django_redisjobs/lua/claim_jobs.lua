@@ -118,10 +118,13 @@ local function lease(fields, known)
     local set = {'status', 'active', 'started_ms', string.format('%.0f', started_ms),
         'worker', worker_id, 'attempts', string.format('%.0f', attempts)}
     local reply = {}
+    -- One search of the whole hash: only a hash with a byte above 127 somewhere
+    -- has its fields checked one by one.
+    local ascii = not string.find(table.concat(fields), '[\128-\255]')
     for f = 1, #fields, 2 do
         local name, value = fields[f], fields[f + 1]
         if not claim_sets[name] then
-            if is_utf8(name) and is_utf8(value) then
+            if ascii or (is_utf8(name) and is_utf8(value)) then
                 reply[#reply + 1] = name
                 reply[#reply + 1] = value
             elseif not fault then

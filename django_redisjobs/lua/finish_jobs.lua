@@ -117,18 +117,29 @@ while i <= #ARGV do
             -- Cancelled while it ran: another attempt would defy the request.
             outcome = 'cancelled'
         end
-        -- Each ending appends the attempt to the history; a requeued job gives
-        -- its attempt back, so it has none to add.
-        local history = ''
-        if outcome ~= 'requeued' then
+        -- Each ending appends the attempt to the history, but for the common
+        -- case: a first attempt that succeeds writes none, as the job's own
+        -- fields (worker, started_ms, finished_ms, status) describe it and
+        -- Job.history reads it from them; the long field would also turn the
+        -- hash from a listpack into a hash table. A requeued job gives its
+        -- attempt back, so it has none to add.
+        local history
+        if outcome ~= 'requeued' and not (outcome == 'succeeded'
+                and attempt == '1' and (held[10] or '') == '') then
             history = add_attempt(held[10], attempt, worker_id, held[9], now_ms,
                 outcome, ARGV[i + 6], ARGV[i + 7])
         end
         local errors = {'error_class', ARGV[i + 6], 'error_message', ARGV[i + 7],
-            'traceback', ARGV[i + 8], 'history', history}
+            'traceback', ARGV[i + 8]}
+        local success = {'result', ARGV[i + 5], 'progress', '1'}
+        if history then
+            errors[#errors + 1] = 'history'
+            errors[#errors + 1] = history
+            success[#success + 1] = 'history'
+            success[#success + 1] = history
+        end
         if outcome == 'succeeded' then
-            ended(job_key, job_id, 'succeeded', ttl_ms, KEYS[3],
-                {'result', ARGV[i + 5], 'progress', '1', 'history', history}, held)
+            ended(job_key, job_id, 'succeeded', ttl_ms, KEYS[3], success, held)
         elseif outcome == 'retrying' then
             errors[#errors + 1] = 'status'
             errors[#errors + 1] = 'retrying'
