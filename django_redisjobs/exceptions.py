@@ -95,3 +95,14 @@ class InvalidCronEntry(RedisJobsConfigurationError):
         #: The entry key at fault ("schedule", "timezone", ...); "" for the whole.
         self.field = field
         super().__init__(message)
+
+
+def django_tasks_missing() -> ImportError:
+    """What the django.tasks modules raise on a Django without django.tasks."""
+    import django
+
+    return ImportError(
+        "django_redisjobs.tasks_backend needs Django 6.0 or newer (django.tasks); "
+        f"this is Django {django.get_version()}. The rest of django_redisjobs "
+        "works without it."
+    )

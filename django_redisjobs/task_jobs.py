@@ -17,17 +17,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import django
+from .exceptions import django_tasks_missing
 
 try:
     from django.tasks import Task, TaskResult, TaskResultStatus
     from django.tasks.base import TaskError
 except ImportError as err:  # Django < 6.0 has no django.tasks
-    raise ImportError(
-        "django_redisjobs.tasks_backend needs Django 6.0 or newer (django.tasks); "
-        f"this is Django {django.get_version()}. The rest of django_redisjobs "
-        "works without it."
-    ) from err
+    raise django_tasks_missing() from err
 from django.utils import timezone
 
 from .conf import Settings

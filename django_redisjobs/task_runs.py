@@ -15,17 +15,13 @@ import inspect
 from collections.abc import Coroutine
 from typing import Any
 
-import django
+from .exceptions import django_tasks_missing
 
 try:
     from django.tasks import Task, TaskContext, TaskResult
     from django.tasks.signals import task_finished, task_started
 except ImportError as err:  # Django < 6.0 has no django.tasks
-    raise ImportError(
-        "django_redisjobs.tasks_backend needs Django 6.0 or newer (django.tasks); "
-        f"this is Django {django.get_version()}. The rest of django_redisjobs "
-        "works without it."
-    ) from err
+    raise django_tasks_missing() from err
 from django.utils.json import normalize_json
 
 from .context import current_job

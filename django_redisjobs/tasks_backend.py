@@ -23,7 +23,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-import django
+from .exceptions import django_tasks_missing
 
 try:
     from django.tasks import Task, TaskResult
@@ -35,11 +35,7 @@ try:
     )
     from django.tasks.signals import task_enqueued
 except ImportError as err:  # Django < 6.0 has no django.tasks
-    raise ImportError(
-        "django_redisjobs.tasks_backend needs Django 6.0 or newer (django.tasks); "
-        f"this is Django {django.get_version()}. The rest of django_redisjobs "
-        "works without it."
-    ) from err
+    raise django_tasks_missing() from err
 from django.apps import apps
 from django.core import checks
 from django.db import DEFAULT_DB_ALIAS, transaction
