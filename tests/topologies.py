@@ -26,8 +26,7 @@ from tests.servers import (
 SERVICE = "jobs-primary"
 # How long the sentinels wait before they call the primary down. Shorter fails
 # over sooner, but a primary that is only slow (a loaded CI machine, coverage on)
-# can then be replaced while it still takes writes, and those writes are lost
-# when it rejoins as a replica: one run of the suite lost 200 jobs so at 1 s.
+# could be replaced while it still takes writes; kill_primary() checks it was not.
 DOWN_AFTER_MS = 3000
 
 
