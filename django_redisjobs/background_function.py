@@ -20,8 +20,8 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from .conf import Settings, get_settings
 from .exceptions import InvalidJob, UnknownBackgroundFunction
 from .handle import JobHandle
-from .job import Job, JobStatus, duration_ms, from_ms, new_job_id, now_epoch_ms
-from .policy import NO_OPTIONS, JobDefaults, JobOptions, resolve_options
+from .job import duration_ms, from_ms, now_epoch_ms
+from .policy import NO_OPTIONS, JobDefaults, JobOptions, new_job, resolve_options
 from .queue import EnqueueRequest
 from .registry import FunctionSpec
 from .serialization import canonical, encode_arguments
@@ -178,21 +178,16 @@ class BackgroundFunction(Generic[P, R]):
         unique_key, unique_until = self._unique(
             args, kwargs, call.unique_key, defaults, now_ms
         )
-        job = Job(
-            id=new_job_id(now_ms),
-            func=self.spec.name,
-            queue=defaults.queue,
-            args=list(args),
-            kwargs=dict(kwargs),
-            status=JobStatus.SCHEDULED if start_ms > now_ms else JobStatus.QUEUED,
-            priority=defaults.priority,
-            max_attempts=defaults.max_attempts,
-            timeout=defaults.timeout,
-            result_ttl=defaults.result_ttl,
-            enqueued_at=from_ms(now_ms),
-            run_at=from_ms(start_ms) if start_ms > now_ms else None,
-            unique_key=unique_key,
-            unique_until=unique_until,
+        job = new_job(
+            self.spec.name,
+            defaults,
+            args,
+            kwargs,
+            now_ms,
+            start_ms,
+            from_ms(start_ms) if start_ms > now_ms else None,
+            unique_key,
+            unique_until,
         )
         return EnqueueRequest(job, args_json, kwargs_json, call.at_front)
 

@@ -21,14 +21,14 @@ them from its own copy of the function when an attempt fails (`retry_policy`).
 
 import enum
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TypeVar
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from .conf import Settings
 from .exceptions import JobCancelled
-from .job import DEFAULT_PRIORITY, MAX_DURATION, JobStatus
+from .job import DEFAULT_PRIORITY, MAX_DURATION, Job, JobStatus, from_ms, new_job_id
 from .registry import FunctionSpec
 from .retry import RetryPolicy
 
@@ -66,6 +66,39 @@ class JobDefaults:
     result_ttl: timedelta
     unique: bool
     unique_for: timedelta | None
+
+
+def new_job(
+    func: str,
+    defaults: JobDefaults,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    now_ms: int,
+    start_ms: int,
+    run_at: datetime | None,
+    unique_key: str = "",
+    unique_until: datetime | None = None,
+) -> Job:
+    """A new job of `func` with `defaults`, enqueued at `now_ms`: scheduled when
+    it starts later (`start_ms`), else queued. Both enqueue APIs build it here;
+    `run_at` is theirs to choose (`.delay()` keeps it only for a later start,
+    django.tasks always, so the task reads back its ``run_after``)."""
+    return Job(
+        id=new_job_id(now_ms),
+        func=func,
+        queue=defaults.queue,
+        args=list(args),
+        kwargs=dict(kwargs),
+        status=JobStatus.SCHEDULED if start_ms > now_ms else JobStatus.QUEUED,
+        priority=defaults.priority,
+        max_attempts=defaults.max_attempts,
+        timeout=defaults.timeout,
+        result_ttl=defaults.result_ttl,
+        enqueued_at=from_ms(now_ms),
+        run_at=run_at,
+        unique_key=unique_key,
+        unique_until=unique_until,
+    )
 
 
 def resolve_options(

@@ -28,9 +28,9 @@ from django.utils import timezone
 
 from .conf import Settings
 from .exceptions import JobCancelled
-from .job import Attempt, Job, JobError, JobStatus, from_ms, new_job_id, now_epoch_ms
+from .job import Attempt, Job, JobError, JobStatus, from_ms, now_epoch_ms
 from .job import duration_ms as ms_of
-from .policy import JobDefaults, JobOptions, resolve_options
+from .policy import JobDefaults, JobOptions, new_job, resolve_options
 from .queue import EnqueueRequest
 from .registry import FunctionSpec
 from .serialization import canonical, encode_arguments
@@ -87,23 +87,13 @@ def request_for(
         unique_key = f"{spec.name}:{digest}"
         if defaults.unique_for is not None:
             unique_until = from_ms(now_ms + ms_of(defaults.unique_for))
-    job = Job(
-        id=new_job_id(now_ms),
-        func=spec.name,
-        queue=defaults.queue,
-        args=list(args),
-        kwargs=dict(kwargs),
-        status=JobStatus.SCHEDULED if start_ms > now_ms else JobStatus.QUEUED,
-        priority=defaults.priority,
-        max_attempts=defaults.max_attempts,
-        timeout=defaults.timeout,
-        result_ttl=defaults.result_ttl,
-        enqueued_at=from_ms(now_ms),
-        # Kept even when already due, so the task read back has its run_after.
-        run_at=from_ms(start_ms) if run_after is not None else None,
-        unique_key=unique_key,
-        unique_until=unique_until,
-    )
+    # run_at is kept even when already due, so the task read back has its
+    # run_after.
+    run_at = from_ms(start_ms) if run_after is not None else None
+    job = new_job(
+        spec.name, defaults, args, kwargs, now_ms, start_ms, run_at, unique_key,
+        unique_until,
+    )  # fmt: skip
     return EnqueueRequest(job, args_json, kwargs_json, False)
 
 
